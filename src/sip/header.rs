@@ -1,0 +1,274 @@
+//! Header names (with RFC 3261 §7.3.3 compact forms) and typed views over header values.
+//! Every view borrows from the datagram; nothing here allocates.
+
+/// The headers baton reads or must refuse to let an application set.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Name {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    ContentLength,
+    ContentType,
+    MaxForwards,
+    Event,
+    SubscriptionState,
+    ReferTo,
+    ReferredBy,
+    ReferSub,
+    RecordRoute,
+    Route,
+    PAssertedIdentity,
+    Other,
+}
+
+impl Name {
+    /// Case-insensitive lookup that also knows the compact forms.
+    pub fn lookup(raw: &str) -> Name {
+        if raw.len() == 1 {
+            return match raw.as_bytes()[0].to_ascii_lowercase() {
+                b'v' => Name::Via,
+                b'f' => Name::From,
+                b't' => Name::To,
+                b'i' => Name::CallId,
+                b'm' => Name::Contact,
+                b'l' => Name::ContentLength,
+                b'c' => Name::ContentType,
+                b'o' => Name::Event,
+                b'r' => Name::ReferTo,
+                b'b' => Name::ReferredBy,
+                _ => Name::Other,
+            };
+        }
+        const LONG: &[(&str, Name)] = &[
+            ("via", Name::Via),
+            ("from", Name::From),
+            ("to", Name::To),
+            ("call-id", Name::CallId),
+            ("cseq", Name::CSeq),
+            ("contact", Name::Contact),
+            ("content-length", Name::ContentLength),
+            ("content-type", Name::ContentType),
+            ("max-forwards", Name::MaxForwards),
+            ("event", Name::Event),
+            ("subscription-state", Name::SubscriptionState),
+            ("refer-to", Name::ReferTo),
+            ("referred-by", Name::ReferredBy),
+            ("refer-sub", Name::ReferSub),
+            ("record-route", Name::RecordRoute),
+            ("route", Name::Route),
+            ("p-asserted-identity", Name::PAssertedIdentity),
+        ];
+        LONG.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(raw))
+            .map_or(Name::Other, |(_, name)| *name)
+    }
+}
+
+/// RFC 3261 `token` characters.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+        })
+}
+
+/// Trims SIP linear white space, including the CRLF of a folded line.
+pub fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+}
+
+/// Splits a comma-separated header value into its elements, respecting quoted strings and
+/// angle-bracketed URIs (a comma inside `<sip:a,b>` does not split).
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || loop {
+        let s = rest?;
+        let (mut quoted, mut angle, mut cut) = (false, false, None);
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !quoted && !angle => {
+                    cut = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let item = match cut {
+            Some(i) => {
+                rest = Some(&s[i + 1..]);
+                &s[..i]
+            }
+            None => {
+                rest = None;
+                s
+            }
+        };
+        let item = trim_lws(item);
+        if !item.is_empty() {
+            return Some(item);
+        }
+    })
+}
+
+/// Looks up `name` in a `;a=b;c` parameter list (case-insensitive names). A parameter
+/// without a value yields `Some("")`.
+pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (trim_lws(k), trim_lws(v)),
+            None => (trim_lws(p), ""),
+        };
+        k.eq_ignore_ascii_case(name).then_some(v.trim_matches('"'))
+    })
+}
+
+/// `CSeq: 314159 INVITE`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    pub seq: u32,
+    pub method: &'a str,
+}
+
+impl<'a> CSeq<'a> {
+    pub fn parse(value: &'a str) -> Option<CSeq<'a>> {
+        let mut it = trim_lws(value).split_ascii_whitespace();
+        let seq = it.next()?.parse().ok()?;
+        let method = it.next()?;
+        (it.next().is_none() && is_token(method)).then_some(CSeq { seq, method })
+    }
+}
+
+/// `"Display" <uri>;params` or `uri;params` (From, To, Contact, Refer-To, P-Asserted-Identity...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    pub display: Option<&'a str>,
+    pub uri: &'a str,
+    /// Header parameters after the URI, starting with `;` (empty when none).
+    pub params: &'a str,
+}
+
+impl<'a> NameAddr<'a> {
+    pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
+        let v = trim_lws(value);
+        if let Some(lt) = find_unquoted(v, b'<') {
+            let close = lt + v[lt..].find('>')?;
+            let display = trim_lws(&v[..lt]);
+            let display = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(display);
+            let display = (!display.is_empty()).then_some(display);
+            let uri = trim_lws(&v[lt + 1..close]);
+            let params = trim_lws(&v[close + 1..]);
+            return (!uri.is_empty()).then_some(NameAddr { display, uri, params });
+        }
+        if v.starts_with('"') {
+            return None;
+        }
+        // Without angle brackets, parameters belong to the header, not the URI (RFC 3261 §20).
+        let (uri, params) = match v.find(';') {
+            Some(i) => (trim_lws(&v[..i]), &v[i..]),
+            None => (v, ""),
+        };
+        (!uri.is_empty() && !uri.contains(char::is_whitespace)).then_some(NameAddr { display: None, uri, params })
+    }
+
+    pub fn tag(&self) -> Option<&'a str> {
+        param(self.params, "tag").filter(|t| !t.is_empty())
+    }
+}
+
+fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
+    let mut quoted = false;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b if b == needle && !quoted => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// One Via element: `SIP/2.0/UDP host:port;branch=...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    pub transport: &'a str,
+    pub sent_by: &'a str,
+    pub params: &'a str,
+}
+
+impl<'a> Via<'a> {
+    pub fn parse(element: &'a str) -> Option<Via<'a>> {
+        let v = trim_lws(element);
+        let (proto, rest) = v.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        if !trim_lws(proto).eq_ignore_ascii_case("SIP") || trim_lws(version) != "2.0" {
+            return None;
+        }
+        let rest = trim_lws(rest);
+        let split = rest.find(|c: char| c.is_ascii_whitespace())?;
+        let transport = &rest[..split];
+        let rest = trim_lws(&rest[split..]);
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (trim_lws(&rest[..i]), &rest[i..]),
+            None => (rest, ""),
+        };
+        (is_token(transport) && !sent_by.is_empty()).then_some(Via { transport, sent_by, params })
+    }
+
+    pub fn branch(&self) -> Option<&'a str> {
+        param(self.params, "branch").filter(|b| !b.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_long_names() {
+        assert_eq!(Name::lookup("i"), Name::CallId);
+        assert_eq!(Name::lookup("CALL-ID"), Name::CallId);
+        assert_eq!(Name::lookup("o"), Name::Event);
+        assert_eq!(Name::lookup("r"), Name::ReferTo);
+        assert_eq!(Name::lookup("X-Foo"), Name::Other);
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let n = NameAddr::parse(r#""Bob, Jr" <sip:bob@b.example;transport=udp>;tag=abc"#).unwrap();
+        assert_eq!(n.display, Some("Bob, Jr"));
+        assert_eq!(n.uri, "sip:bob@b.example;transport=udp");
+        assert_eq!(n.tag(), Some("abc"));
+        let n = NameAddr::parse("sip:bob@b.example;tag=xyz").unwrap();
+        assert_eq!((n.uri, n.tag()), ("sip:bob@b.example", Some("xyz")));
+        assert!(NameAddr::parse("<>").is_none());
+    }
+
+    #[test]
+    fn list_split_respects_quotes_and_brackets() {
+        let v: Vec<_> = split_list(r#"<sip:a,b@x>, "x,y" <sip:c@d> ,, sip:e@f"#).collect();
+        assert_eq!(v, vec!["<sip:a,b@x>", r#""x,y" <sip:c@d>"#, "sip:e@f"]);
+    }
+
+    #[test]
+    fn via_and_cseq() {
+        let v = Via::parse("SIP / 2.0 / UDP 10.0.0.1:5060 ;branch=z9hG4bK1;rport").unwrap();
+        assert_eq!((v.transport, v.sent_by, v.branch()), ("UDP", "10.0.0.1:5060", Some("z9hG4bK1")));
+        assert_eq!(CSeq::parse(" 7 NOTIFY "), Some(CSeq { seq: 7, method: "NOTIFY" }));
+        assert_eq!(CSeq::parse("-1 NOTIFY"), None);
+        assert_eq!(CSeq::parse("1 NO TIFY"), None);
+    }
+}

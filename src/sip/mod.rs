@@ -1,0 +1,8 @@
+//! Sans-IO SIP: parsing, writing and the small grammars baton needs. No sockets, no clocks.
+
+pub mod header;
+pub mod parse;
+pub mod sdp;
+pub mod sipfrag;
+pub mod uri;
+pub mod write;

@@ -1,0 +1,345 @@
+//! Zero-copy SIP parser: a [`Message`] borrows every slice from the datagram.
+//! Folded header lines (RFC 3261 §7.3.1) stay in place; typed views trim the CRLF.
+
+use super::header::{is_token, split_list, trim_lws, CSeq, Name, NameAddr, Via};
+use smallvec::SmallVec;
+use std::fmt;
+
+/// Headers kept inline before the parser spills to the heap.
+const INLINE_HEADERS: usize = 24;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: Name,
+    pub raw_name: &'a str,
+    /// Raw value; may contain the CRLF of folded lines.
+    pub value: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    Request { method: &'a str, uri: &'a str },
+    Response { code: u16, reason: &'a str },
+}
+
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    pub start: StartLine<'a>,
+    pub headers: SmallVec<[Header<'a>; INLINE_HEADERS]>,
+    pub body: &'a [u8],
+}
+
+/// Why a datagram is not a SIP message. `Display` gives a reason phrase fit for a 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    Empty,
+    NotUtf8,
+    NoHeaderEnd,
+    BadStartLine,
+    BadVersion,
+    BadHeaderLine,
+    TooManyHeaders,
+    BadContentLength,
+    TruncatedBody,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParseError::Empty => "Empty Message",
+            ParseError::NotUtf8 => "Header Section Not UTF-8",
+            ParseError::NoHeaderEnd => "Incomplete Header Section",
+            ParseError::BadStartLine => "Malformed Start Line",
+            ParseError::BadVersion => "Unsupported SIP Version",
+            ParseError::BadHeaderLine => "Malformed Header Line",
+            ParseError::TooManyHeaders => "Too Many Headers",
+            ParseError::BadContentLength => "Bad Content-Length",
+            ParseError::TruncatedBody => "Body Shorter Than Content-Length",
+        })
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Limits applied while parsing.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_headers: 128 }
+    }
+}
+
+/// Iterates lines ending in LF (CR stripped), returning (line, offset after it).
+fn next_line(s: &str, from: usize) -> Option<(&str, usize)> {
+    let rest = s.get(from..)?;
+    let nl = memchr::memchr(b'\n', rest.as_bytes())?;
+    let line = &rest[..nl];
+    Some((line.strip_suffix('\r').unwrap_or(line), from + nl + 1))
+}
+
+pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
+    parse_with(buf, Limits::default())
+}
+
+pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError> {
+    // Leading CRLFs are keep-alives or stray line ends (RFC 3261 §7.5).
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
+    let buf = &buf[start..];
+    let end = header_end(buf).ok_or(ParseError::NoHeaderEnd)?;
+    let head = std::str::from_utf8(&buf[..end.0]).map_err(|_| ParseError::NotUtf8)?;
+    let body_all = &buf[end.1..];
+
+    let (first, mut pos) = next_line(head, 0).ok_or(ParseError::NoHeaderEnd)?;
+    let start = parse_start_line(first)?;
+
+    let mut headers: SmallVec<[Header<'_>; INLINE_HEADERS]> = SmallVec::new();
+    // The header being built: (name, value start, value end); folding extends the end.
+    let mut open: Option<(&str, usize, usize)> = None;
+    while let Some((line, next)) = next_line(head, pos) {
+        let line_start = pos;
+        pos = next;
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            // Folded continuation: extend the open header's value over this line.
+            let header = open.as_mut().ok_or(ParseError::BadHeaderLine)?;
+            header.2 = line_start + line.len();
+            continue;
+        }
+        push_header(head, open.take(), &mut headers, limits)?;
+        let colon = line.find(':').ok_or(ParseError::BadHeaderLine)?;
+        let raw_name = line[..colon].trim_end_matches([' ', '\t']);
+        if !is_token(raw_name) {
+            return Err(ParseError::BadHeaderLine);
+        }
+        let vs = line_start + colon + 1;
+        open = Some((raw_name, vs, line_start + line.len()));
+    }
+    push_header(head, open, &mut headers, limits)?;
+
+    let mut body = body_all;
+    let mut lengths = headers.iter().filter(|h| h.name == Name::ContentLength).map(|h| h.value);
+    if let Some(cl) = lengths.next() {
+        let n: usize = cl.parse().map_err(|_| ParseError::BadContentLength)?;
+        if lengths.any(|other| other != cl) {
+            return Err(ParseError::BadContentLength);
+        }
+        body = body_all.get(..n).ok_or(ParseError::TruncatedBody)?;
+    }
+    Ok(Message { start, headers, body })
+}
+
+fn push_header<'a>(
+    head: &'a str,
+    open: Option<(&'a str, usize, usize)>,
+    headers: &mut SmallVec<[Header<'a>; INLINE_HEADERS]>,
+    limits: Limits,
+) -> Result<(), ParseError> {
+    let Some((raw_name, start, end)) = open else { return Ok(()) };
+    if headers.len() >= limits.max_headers {
+        return Err(ParseError::TooManyHeaders);
+    }
+    headers.push(Header { name: Name::lookup(raw_name), raw_name, value: trim_lws(&head[start..end]) });
+    Ok(())
+}
+
+/// Finds the blank line: returns (end of the header section incl. its last line end, body start).
+fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
+        let nl = from + i;
+        let after = &buf[nl + 1..];
+        if after.starts_with(b"\r\n") {
+            return Some((nl + 1, nl + 3));
+        }
+        if after.starts_with(b"\n") {
+            return Some((nl + 1, nl + 2));
+        }
+        from = nl + 1;
+    }
+    None
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        let (version, rest) = rest.split_once(' ').ok_or(ParseError::BadStartLine)?;
+        if version != "2.0" {
+            return Err(ParseError::BadVersion);
+        }
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code: u16 = code.parse().map_err(|_| ParseError::BadStartLine)?;
+        if !(100..=699).contains(&code) {
+            return Err(ParseError::BadStartLine);
+        }
+        return Ok(StartLine::Response { code, reason });
+    }
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::BadStartLine);
+    };
+    if !is_token(method) || uri.is_empty() || !uri.contains(':') {
+        return Err(ParseError::BadStartLine);
+    }
+    if version != "SIP/2.0" {
+        return Err(ParseError::BadVersion);
+    }
+    Ok(StartLine::Request { method, uri })
+}
+
+/// Why a parsed message still cannot be processed (answered 400 when it is a request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    Missing(&'static str),
+    Malformed(&'static str),
+    CSeqMethodMismatch,
+    Duplicate(&'static str),
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Missing(h) => write!(f, "Missing {h} Header"),
+            Invalid::Malformed(h) => write!(f, "Malformed {h} Header"),
+            Invalid::CSeqMethodMismatch => f.write_str("CSeq Method Does Not Match Request"),
+            Invalid::Duplicate(h) => write!(f, "More Than One {h} Header"),
+        }
+    }
+}
+
+/// The fields every request or response must carry, checked once.
+#[derive(Clone, Copy, Debug)]
+pub struct Core<'a> {
+    pub call_id: &'a str,
+    pub cseq: CSeq<'a>,
+    pub via: Via<'a>,
+    pub from: NameAddr<'a>,
+    pub to: NameAddr<'a>,
+}
+
+impl<'a> Message<'a> {
+    pub fn method(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn get(&self, name: Name) -> Option<&'a str> {
+        self.headers.iter().find(|h| h.name == name).map(|h| h.value)
+    }
+
+    pub fn get_raw(&self, raw: &str) -> Option<&'a str> {
+        self.headers.iter().find(|h| h.raw_name.eq_ignore_ascii_case(raw)).map(|h| h.value)
+    }
+
+    /// Every value of a header, with comma-separated lists split into elements.
+    pub fn all(&self, name: Name) -> impl Iterator<Item = &'a str> + '_ {
+        self.headers.iter().filter(move |h| h.name == name).flat_map(|h| split_list(h.value))
+    }
+
+    /// Raw header lines of one kind, in order (used to copy Via and Record-Route verbatim).
+    pub fn lines(&self, name: Name) -> impl Iterator<Item = &Header<'a>> + '_ {
+        self.headers.iter().filter(move |h| h.name == name)
+    }
+
+    fn single(&self, name: Name, label: &'static str) -> Result<&'a str, Invalid> {
+        let mut it = self.lines(name);
+        let first = it.next().ok_or(Invalid::Missing(label))?;
+        if it.next().is_some() {
+            return Err(Invalid::Duplicate(label));
+        }
+        Ok(first.value)
+    }
+
+    /// Checks the mandatory headers (RFC 3261 §8.1.1) and returns their typed views.
+    pub fn core(&self) -> Result<Core<'a>, Invalid> {
+        let top_via = self.all(Name::Via).next().ok_or(Invalid::Missing("Via"))?;
+        let via = Via::parse(top_via).ok_or(Invalid::Malformed("Via"))?;
+        let call_id = self.single(Name::CallId, "Call-ID")?;
+        if call_id.is_empty() || call_id.contains(char::is_whitespace) {
+            return Err(Invalid::Malformed("Call-ID"));
+        }
+        let cseq = CSeq::parse(self.single(Name::CSeq, "CSeq")?).ok_or(Invalid::Malformed("CSeq"))?;
+        if let Some(method) = self.method() {
+            if method != cseq.method && !(method == "ACK" && cseq.method == "INVITE") {
+                return Err(Invalid::CSeqMethodMismatch);
+            }
+        }
+        let from = NameAddr::parse(self.single(Name::From, "From")?).ok_or(Invalid::Malformed("From"))?;
+        let to = NameAddr::parse(self.single(Name::To, "To")?).ok_or(Invalid::Malformed("To"))?;
+        Ok(Core { call_id, cseq, via, from, to })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOTIFY: &[u8] = b"NOTIFY sip:baton@127.0.0.1:5060 SIP/2.0\r\n\
+v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-n1\r\n\
+f: <sip:carrier@127.0.0.1>;tag=c1\r\n\
+t: <sip:bot@127.0.0.1>;tag=b1\r\n\
+i: abc@127.0.0.1\r\n\
+CSeq: 2 NOTIFY\r\n\
+o: Refer;id=1\r\n\
+Subscription-State: active;expires=60\r\n\
+Subject: folded\r\n  second line\r\n\
+c: message/sipfrag;version=2.0\r\n\
+l: 21\r\n\
+\r\n\
+SIP/2.0 180 Ringing\r\n";
+
+    #[test]
+    fn parses_compact_notify_with_folding() {
+        let m = parse(NOTIFY).unwrap();
+        assert_eq!(m.method(), Some("NOTIFY"));
+        assert_eq!(m.get(Name::Event), Some("Refer;id=1"));
+        assert_eq!(m.get_raw("subject"), Some("folded\r\n  second line"));
+        assert_eq!(m.body, b"SIP/2.0 180 Ringing\r\n");
+        let core = m.core().unwrap();
+        assert_eq!(core.call_id, "abc@127.0.0.1");
+        assert_eq!(core.cseq.seq, 2);
+        assert_eq!(core.to.tag(), Some("b1"));
+        assert_eq!(core.via.branch(), Some("z9hG4bK-n1"));
+    }
+
+    #[test]
+    fn rejects_what_it_must() {
+        assert_eq!(parse(b"\r\n\r\n").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n").unwrap_err(), ParseError::NoHeaderEnd);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/3.0\r\n\r\n").unwrap_err(), ParseError::BadVersion);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n").unwrap_err(), ParseError::BadHeaderLine);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: 99\r\n\r\nshort").unwrap_err(), ParseError::TruncatedBody);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err(), ParseError::BadContentLength);
+        assert_eq!(parse(b"SIP/2.0 99 Low\r\n\r\n").unwrap_err(), ParseError::BadStartLine);
+        let many = format!("OPTIONS sip:a@b SIP/2.0\r\n{}\r\n", "X-A: 1\r\n".repeat(200));
+        assert_eq!(parse(many.as_bytes()).unwrap_err(), ParseError::TooManyHeaders);
+    }
+
+    #[test]
+    fn core_reports_missing_and_mismatched() {
+        let m = parse(b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\r\n").unwrap();
+        assert_eq!(m.core().unwrap_err(), Invalid::CSeqMethodMismatch);
+        let m = parse(b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 BYE\r\n\r\n").unwrap();
+        assert_eq!(m.core().unwrap_err(), Invalid::Missing("Call-ID"));
+    }
+
+    #[test]
+    fn body_without_content_length_runs_to_the_end() {
+        let m = parse(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\nv=0\r\n").unwrap();
+        assert_eq!((m.status(), m.body), (Some(200), &b"v=0\r\n"[..]));
+    }
+}

@@ -1,0 +1,101 @@
+//! Signalling-only SDP (RFC 3264): baton answers every offered stream with the first
+//! offered codec and a configured direction, and carries no media.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inactive,
+    Sendrecv,
+    Sendonly,
+    Recvonly,
+}
+
+impl Direction {
+    fn attr(self) -> &'static str {
+        match self {
+            Direction::Inactive => "a=inactive",
+            Direction::Sendrecv => "a=sendrecv",
+            Direction::Sendonly => "a=sendonly",
+            Direction::Recvonly => "a=recvonly",
+        }
+    }
+}
+
+/// Port written in our streams: 9 (discard) since nothing listens for media.
+const NO_MEDIA_PORT: u16 = 9;
+
+fn session_header(out: &mut String, ip: IpAddr, session: u64) {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let _ = write!(
+        out,
+        "v=0\r\no=baton {session} {session} IN {family} {ip}\r\ns=baton\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
+    );
+}
+
+/// Builds the answer to `offer`: one `m=` line per offered line, in order. A stream the
+/// offer disabled (port 0) stays disabled. Returns `None` when the offer has no `m=` line.
+pub fn answer(offer: &[u8], ip: IpAddr, session: u64, dir: Direction) -> Option<String> {
+    let offer = std::str::from_utf8(offer).ok()?;
+    let mut out = String::with_capacity(256);
+    session_header(&mut out, ip, session);
+    let mut streams = 0;
+    let mut lines = offer.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        let Some(m) = line.strip_prefix("m=") else { continue };
+        let mut f = m.split_ascii_whitespace();
+        let (Some(media), Some(port), Some(proto)) = (f.next(), f.next(), f.next()) else { continue };
+        let first = f.next().unwrap_or("0");
+        streams += 1;
+        // Attributes of this stream run until the next m= line.
+        let mut rtpmap = None;
+        while let Some(attr) = lines.next_if(|l| !l.starts_with("m=")) {
+            if let Some(map) = attr.strip_prefix("a=rtpmap:") {
+                if map.split_ascii_whitespace().next() == Some(first) {
+                    rtpmap = Some(map);
+                }
+            }
+        }
+        if port == "0" {
+            let _ = write!(out, "m={media} 0 {proto} {first}\r\n");
+            continue;
+        }
+        let _ = write!(out, "m={media} {NO_MEDIA_PORT} {proto} {first}\r\n");
+        if let Some(map) = rtpmap {
+            let _ = write!(out, "a=rtpmap:{map}\r\n");
+        }
+        let _ = write!(out, "{}\r\n", dir.attr());
+    }
+    (streams > 0).then_some(out)
+}
+
+/// Our offer when the INVITE carried none: one audio stream, PCMU and PCMA.
+pub fn offer(ip: IpAddr, session: u64, dir: Direction) -> String {
+    let mut out = String::with_capacity(256);
+    session_header(&mut out, ip, session);
+    let _ = write!(
+        out,
+        "m=audio {NO_MEDIA_PORT} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{}\r\n",
+        dir.attr()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_each_stream_with_its_first_codec() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+m=video 0 RTP/AVP 96\r\n";
+        let ans = answer(offer.as_bytes(), "127.0.0.1".parse().unwrap(), 7, Direction::Inactive).unwrap();
+        assert!(ans.contains("m=audio 9 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n"), "{ans}");
+        assert!(ans.contains("m=video 0 RTP/AVP 96\r\n"), "{ans}");
+        assert_eq!(ans.matches("m=").count(), 2);
+        assert!(answer(b"v=0\r\n", "127.0.0.1".parse().unwrap(), 7, Direction::Inactive).is_none());
+    }
+}

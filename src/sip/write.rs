@@ -1,0 +1,117 @@
+//! Message writer: start line, headers, Content-Length and body into one buffer.
+
+use super::header::Name;
+use super::parse::Message;
+use std::fmt::Display;
+use std::io::Write;
+
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn request(method: &str, uri: &str) -> Writer {
+        let mut buf = Vec::with_capacity(768);
+        let _ = write!(buf, "{method} {uri} SIP/2.0\r\n");
+        Writer { buf }
+    }
+
+    pub fn response(code: u16, reason: &str) -> Writer {
+        let mut buf = Vec::with_capacity(512);
+        let _ = write!(buf, "SIP/2.0 {code} {reason}\r\n");
+        Writer { buf }
+    }
+
+    /// A response to `req` (RFC 3261 §8.2.6.2): Via lines, From, Call-ID and CSeq copied,
+    /// To copied and given `to_tag` when it has none.
+    pub fn response_to(req: &Message<'_>, code: u16, reason: &str, to_tag: Option<&str>) -> Writer {
+        let mut w = Writer::response(code, reason);
+        for h in req.headers.iter() {
+            match h.name {
+                Name::Via | Name::From | Name::CallId | Name::CSeq => w.header(h.raw_name, h.value),
+                Name::To => {
+                    let has_tag = super::header::NameAddr::parse(h.value).and_then(|n| n.tag()).is_some();
+                    match to_tag {
+                        Some(tag) if !has_tag => w.header("To", format_args!("{};tag={tag}", h.value)),
+                        _ => w.header("To", h.value),
+                    }
+                }
+                _ => &mut w,
+            };
+        }
+        w
+    }
+
+    pub fn header(&mut self, name: &str, value: impl Display) -> &mut Writer {
+        let _ = write!(self.buf, "{name}: {value}\r\n");
+        self
+    }
+
+    /// Ends the header section with Content-Length (and Content-Type when there is a body).
+    pub fn finish(mut self, body: Option<(&str, &[u8])>) -> Vec<u8> {
+        match body {
+            Some((content_type, body)) => {
+                let _ = write!(self.buf, "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+                self.buf.extend_from_slice(body);
+            }
+            None => self.buf.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        }
+        self.buf
+    }
+}
+
+/// The standard reason phrase of a status code (RFC 3261 §21 and extensions).
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        _ => match code / 100 {
+            1 => "Session Progress",
+            2 => "OK",
+            3 => "Redirected",
+            4 => "Request Failure",
+            5 => "Server Failure",
+            _ => "Global Failure",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::parse::parse;
+
+    #[test]
+    fn response_copies_the_dialog_headers_and_tags_to() {
+        let req = parse(b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h1;branch=z9hG4bK1\r\nv: SIP/2.0/UDP h2;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 4 BYE\r\nX-Other: y\r\n\r\n").unwrap();
+        let out = Writer::response_to(&req, 200, "OK", Some("t9")).finish(None);
+        let resp = parse(&out).unwrap();
+        assert_eq!(resp.status(), Some(200));
+        assert_eq!(resp.lines(Name::Via).count(), 2);
+        assert_eq!(resp.core().unwrap().to.tag(), Some("t9"));
+        assert_eq!(resp.get_raw("X-Other"), None);
+        assert_eq!(resp.get(Name::ContentLength), Some("0"));
+    }
+}
