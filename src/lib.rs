@@ -3,4 +3,5 @@
 //! `sip`, `txn`, `dialog`, `app` and `call` form a sans-IO core (no sockets, threads or
 //! clocks); `shard` and `hooks` drive it with real I/O.
 
+pub mod app;
 pub mod sip;

@@ -1,0 +1,98 @@
+//! Application documents: the jambonz verb dialect, parsed into types that cannot hold an
+//! invalid verb. Validation reports every problem with its verb index and property.
+
+mod validate;
+
+pub use validate::{parse_document, parse_verbs, DocError};
+
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMethod {
+    Post,
+    Get,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// A webhook: a URL (absolute, or relative to the call hook / `--hook-base`), how to call it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
+    pub url: String,
+    pub method: HttpMethod,
+    pub auth: Option<BasicAuth>,
+}
+
+impl Hook {
+    pub fn post(url: impl Into<String>) -> Hook {
+        Hook { url: url.into(), method: HttpMethod::Post, auth: None }
+    }
+}
+
+/// Extra SIP headers, names and values already checked against header injection.
+pub type Headers = Vec<(String, String)>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Voice Gateway's verb `id`, echoed as `verb_id`.
+    pub id: Option<String>,
+    pub verb: Verb,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verb {
+    Refer(Refer),
+    Decline { status: u16, reason: Option<String>, headers: Headers },
+    Hangup { headers: Headers },
+    Pause { length: Duration },
+    Answer,
+    Redirect { action_hook: Hook },
+    Tag { data: serde_json::Map<String, serde_json::Value> },
+    Request(SipRequest),
+    Config { notify_events: Option<bool> },
+}
+
+impl Verb {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Refer(_) => "sip:refer",
+            Verb::Decline { .. } => "sip:decline",
+            Verb::Hangup { .. } => "hangup",
+            Verb::Pause { .. } => "pause",
+            Verb::Answer => "answer",
+            Verb::Redirect { .. } => "redirect",
+            Verb::Tag { .. } => "tag",
+            Verb::Request(_) => "sip:request",
+            Verb::Config { .. } => "config",
+        }
+    }
+
+    /// Verbs that run inside an established dialog, so the call is answered first.
+    pub fn needs_dialog(&self) -> bool {
+        matches!(self, Verb::Refer(_) | Verb::Pause { .. } | Verb::Answer | Verb::Request(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refer {
+    pub refer_to: String,
+    pub referred_by: Option<String>,
+    pub referred_by_display: Option<String>,
+    pub headers: Headers,
+    pub action_hook: Option<Hook>,
+    pub event_hook: Option<Hook>,
+    /// How long to wait for the final NOTIFY after the REFER is accepted.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SipRequest {
+    pub method: String,
+    pub body: Option<String>,
+    pub headers: Headers,
+    pub action_hook: Option<Hook>,
+}

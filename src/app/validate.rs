@@ -1,0 +1,420 @@
+//! JSON → typed verbs. Each problem is reported with the verb's index, the property path
+//! and what is wrong, and one bad verb rejects the whole document.
+
+use super::{BasicAuth, Headers, Hook, HttpMethod, Refer, SipRequest, Step, Verb};
+use crate::sip::header::{is_token, Name};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocError {
+    pub index: Option<usize>,
+    pub verb: Option<String>,
+    pub property: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.index, &self.verb) {
+            (Some(i), Some(v)) => write!(f, "verb {i} ({v})")?,
+            (Some(i), None) => write!(f, "verb {i}")?,
+            _ => f.write_str("document")?,
+        }
+        if let Some(p) = &self.property {
+            write!(f, ", property \"{p}\"")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+fn doc_error(problem: impl Into<String>) -> Vec<DocError> {
+    vec![DocError { index: None, verb: None, property: None, problem: problem.into() }]
+}
+
+/// Verbs of the jambonz dialect that need a media engine.
+const MEDIA_VERBS: &[&str] = &[
+    "say", "play", "gather", "listen", "stream", "dial", "transcribe", "conference", "enqueue",
+    "dequeue", "leave", "lex", "rasa", "dialogflow", "llm", "dub", "dtmf", "record", "s2s",
+    "message", "alert", "siprec",
+];
+
+/// Headers the application may not set: baton owns them (SPEC §2.1).
+const RESERVED: &[Name] = &[
+    Name::Via, Name::From, Name::To, Name::CallId, Name::CSeq, Name::Contact,
+    Name::ContentLength, Name::MaxForwards, Name::ReferTo, Name::ReferredBy,
+];
+
+/// A whole application document (a file or a call_hook answer): must hold at least one verb.
+pub fn parse_document(text: &str) -> Result<Vec<Step>, Vec<DocError>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}")))?;
+    let steps = parse_verbs(&value)?;
+    if steps.is_empty() {
+        return Err(doc_error("the document holds no verbs"));
+    }
+    Ok(steps)
+}
+
+/// A JSON array of verbs (an actionHook answer may be empty: the application goes on).
+pub fn parse_verbs(value: &Value) -> Result<Vec<Step>, Vec<DocError>> {
+    let Value::Array(items) = value else {
+        if value.get("sections").is_some() || value.get("version").is_some() {
+            return Err(doc_error("SWML documents are not supported yet; send a JSON array of jambonz verbs"));
+        }
+        return Err(doc_error("expected a JSON array of verbs"));
+    };
+    let mut errors = Vec::new();
+    let steps: Vec<Step> = items.iter().enumerate().filter_map(|(i, item)| parse_step(i, item, &mut errors)).collect();
+    if errors.is_empty() {
+        Ok(steps)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads the properties of one verb object and remembers which it consumed.
+struct Props<'a, 'e> {
+    obj: &'a Map<String, Value>,
+    seen: Vec<&'a str>,
+    index: usize,
+    verb: &'a str,
+    errors: &'e mut Vec<DocError>,
+    failed: bool,
+}
+
+impl<'a> Props<'a, '_> {
+    fn fail(&mut self, property: &str, problem: impl Into<String>) {
+        self.failed = true;
+        self.errors.push(DocError {
+            index: Some(self.index),
+            verb: Some(self.verb.to_string()),
+            property: (!property.is_empty()).then(|| property.to_string()),
+            problem: problem.into(),
+        });
+    }
+
+    fn take(&mut self, key: &'a str) -> Option<&'a Value> {
+        self.seen.push(key);
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, key: &'a str, required: bool) -> Option<String> {
+        match self.take(key) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::String(_)) => {
+                self.fail(key, "must not be empty");
+                None
+            }
+            Some(other) => {
+                self.fail(key, format!("must be a string, not {}", kind(other)));
+                None
+            }
+            None if required => {
+                self.fail(key, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A SIP address: a string, or a whole number (a phone number written without quotes).
+    fn address(&mut self, key: &'a str, required: bool) -> Option<String> {
+        if let Some(Value::Number(n)) = self.obj.get(key) {
+            self.seen.push(key);
+            return match n.as_u64() {
+                Some(n) => Some(n.to_string()),
+                None => {
+                    self.fail(key, "a number must be a whole positive phone number");
+                    None
+                }
+            };
+        }
+        let value = self.string(key, required)?;
+        if value.contains(['\r', '\n', '\0']) {
+            self.fail(key, "must not contain CR, LF or NUL");
+            return None;
+        }
+        Some(value)
+    }
+
+    fn seconds(&mut self, key: &'a str, required: bool) -> Option<Duration> {
+        match self.take(key) {
+            Some(Value::Number(n)) => match n.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0) {
+                Some(s) => Some(Duration::from_secs_f64(s)),
+                None => {
+                    self.fail(key, "must be a number of seconds above 0 and at most 86400");
+                    None
+                }
+            },
+            Some(other) => {
+                self.fail(key, format!("must be a number of seconds, not {}", kind(other)));
+                None
+            }
+            None if required => {
+                self.fail(key, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn bool(&mut self, key: &'a str) -> Option<bool> {
+        match self.take(key) {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                self.fail(key, format!("must be true or false, not {}", kind(other)));
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn hook(&mut self, key: &'a str, ignored: &[&str]) -> Option<Hook> {
+        let value = self.take(key)?;
+        match value {
+            Value::String(url) if !url.trim().is_empty() => Some(Hook::post(url.trim())),
+            Value::Object(obj) => {
+                let mut hook = Hook::post(String::new());
+                for (k, v) in obj {
+                    let path = format!("{key}.{k}");
+                    match (k.as_str(), v) {
+                        ("url", Value::String(u)) if !u.trim().is_empty() => hook.url = u.trim().to_string(),
+                        ("method", Value::String(m)) if m.eq_ignore_ascii_case("post") => hook.method = HttpMethod::Post,
+                        ("method", Value::String(m)) if m.eq_ignore_ascii_case("get") => hook.method = HttpMethod::Get,
+                        ("method", _) => self.fail(&path, "must be \"POST\" or \"GET\""),
+                        ("username" | "password", Value::String(s)) => {
+                            let auth = hook.auth.get_or_insert(BasicAuth { username: String::new(), password: String::new() });
+                            if k == "username" { auth.username = s.clone() } else { auth.password = s.clone() }
+                        }
+                        (k, _) if ignored.contains(&k) => {}
+                        ("url" | "username" | "password", _) => self.fail(&path, "must be a non-empty string"),
+                        _ => self.fail(&path, "unknown property"),
+                    }
+                }
+                if hook.url.is_empty() {
+                    self.fail(&format!("{key}.url"), "is required");
+                    return None;
+                }
+                Some(hook)
+            }
+            other => {
+                self.fail(key, format!("must be a URL string or a {{url, method, username, password}} object, not {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn headers(&mut self, key: &'a str) -> Headers {
+        let Some(value) = self.take(key) else { return Vec::new() };
+        let Value::Object(obj) = value else {
+            self.fail(key, format!("must be an object of header names to string values, not {}", kind(value)));
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(obj.len());
+        for (name, v) in obj {
+            let path = format!("{key}.{name}");
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => {
+                    self.fail(&path, format!("must be a string, not {}", kind(other)));
+                    continue;
+                }
+            };
+            if !is_token(name) {
+                self.fail(&path, "header name is not a SIP token");
+            } else if value.contains(['\r', '\n', '\0']) {
+                self.fail(&path, "header value must not contain CR, LF or NUL");
+            } else if RESERVED.contains(&Name::lookup(name)) {
+                self.fail(&path, "baton sets this header itself; an application may not");
+            } else {
+                out.push((name.clone(), value));
+            }
+        }
+        out
+    }
+
+    fn finish(mut self) -> bool {
+        let unknown: Vec<&String> = self.obj.keys().filter(|k| !self.seen.contains(&k.as_str())).collect();
+        for k in unknown {
+            self.fail(k, "unknown property");
+        }
+        !self.failed
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<Step> {
+    let err = |errors: &mut Vec<DocError>, verb: Option<&str>, problem: String| {
+        errors.push(DocError { index: Some(index), verb: verb.map(str::to_string), property: None, problem });
+    };
+    let Value::Object(obj) = item else {
+        err(errors, None, format!("must be an object, not {}", kind(item)));
+        return None;
+    };
+    // `{"verb": "name", ...}` or `{"name": {...}}`.
+    let (name, body, skip_verb_key) = match obj.get("verb") {
+        Some(Value::String(name)) => (name.as_str(), obj, true),
+        Some(other) => {
+            err(errors, None, format!("\"verb\" must be a string, not {}", kind(other)));
+            return None;
+        }
+        None => match (obj.len(), obj.iter().next()) {
+            (1, Some((name, Value::Object(body)))) => (name.as_str(), body, false),
+            _ => {
+                err(errors, None, "names no verb: write {\"verb\": \"name\", ...} or {\"name\": {...}}".to_string());
+                return None;
+            }
+        },
+    };
+    if MEDIA_VERBS.contains(&name) {
+        err(errors, Some(name), format!("{name}: needs media, which baton does not provide"));
+        return None;
+    }
+    let mut p = Props { obj: body, seen: Vec::new(), index, verb: name, errors, failed: false };
+    if skip_verb_key {
+        p.seen.push("verb");
+    }
+    let id = p.string("id", false);
+    let verb = match name {
+        "sip:refer" => {
+            let refer_to = p.address("referTo", true);
+            let referred_by = p.address("referredBy", false);
+            let referred_by_display = p.string("referredByDisplayName", false);
+            let headers = p.headers("headers");
+            // Voice Gateway's page shows the payload fields inside actionHook; accept and ignore them.
+            let action_hook = p.hook("actionHook", &["referStatus", "final_referred_call_status", "eventHook"]);
+            let event_hook = p.hook("eventHook", &[]);
+            let timeout = p.seconds("timeout", false);
+            refer_to.map(|refer_to| {
+                Verb::Refer(Refer { refer_to, referred_by, referred_by_display, headers, action_hook, event_hook, timeout })
+            })
+        }
+        "sip:decline" => {
+            let status = match p.take("status") {
+                Some(Value::Number(n)) => match n.as_u64().filter(|s| (300..=699).contains(s)) {
+                    Some(s) => Some(s as u16),
+                    None => {
+                        p.fail("status", "must be a SIP final failure code from 300 to 699");
+                        None
+                    }
+                },
+                Some(other) => {
+                    p.fail("status", format!("must be a number, not {}", kind(other)));
+                    None
+                }
+                None => {
+                    p.fail("status", "is required");
+                    None
+                }
+            };
+            let reason = p.address("reason", false);
+            let headers = p.headers("headers");
+            status.map(|status| Verb::Decline { status, reason, headers })
+        }
+        "hangup" => Some(Verb::Hangup { headers: p.headers("headers") }),
+        "pause" => p.seconds("length", true).map(|length| Verb::Pause { length }),
+        "answer" => Some(Verb::Answer),
+        "redirect" => {
+            let hook = p.hook("actionHook", &[]);
+            if hook.is_none() && !p.failed {
+                p.fail("actionHook", "is required");
+            }
+            hook.map(|action_hook| Verb::Redirect { action_hook })
+        }
+        "tag" => match p.take("data") {
+            Some(Value::Object(data)) => Some(Verb::Tag { data: data.clone() }),
+            Some(other) => {
+                p.fail("data", format!("must be an object, not {}", kind(other)));
+                None
+            }
+            None => {
+                p.fail("data", "is required");
+                None
+            }
+        },
+        "sip:request" => {
+            let method = p.string("method", true).map(|m| m.to_ascii_uppercase());
+            if let Some(m) = &method {
+                if !is_token(m) {
+                    p.fail("method", "is not a SIP method token");
+                } else if ["INVITE", "ACK", "CANCEL", "BYE", "PRACK"].contains(&m.as_str()) {
+                    p.fail("method", format!("{m} cannot be sent with sip:request"));
+                }
+            }
+            let body = p.string("body", false);
+            let headers = p.headers("headers");
+            let action_hook = p.hook("actionHook", &[]);
+            method.map(|method| Verb::Request(SipRequest { method, body, headers, action_hook }))
+        }
+        "config" => Some(Verb::Config { notify_events: p.bool("notifyEvents") }),
+        _ => {
+            p.fail("", format!("unknown verb \"{name}\""));
+            p.failed = true;
+            return None;
+        }
+    };
+    let valid = p.finish();
+    verb.filter(|_| valid).map(|verb| Step { id, verb })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(doc: &str) -> Vec<String> {
+        parse_document(doc).unwrap_err().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn both_verb_forms_and_all_properties() {
+        let steps = parse_document(
+            r#"[{"verb":"sip:refer","id":"x1","referTo":15083084809,"referredBy":"sip:bot@a","referredByDisplayName":"Bot",
+                "headers":{"X-Ticket":"42"},"actionHook":{"url":"/action","method":"get","referStatus":"202"},
+                "eventHook":"/event","timeout":7.5},
+               {"hangup":{"headers":{"X-Why":"done"}}}]"#,
+        )
+        .unwrap();
+        let Verb::Refer(r) = &steps[0].verb else { panic!() };
+        assert_eq!(steps[0].id.as_deref(), Some("x1"));
+        assert_eq!(r.refer_to, "15083084809");
+        assert_eq!(r.headers, vec![("X-Ticket".to_string(), "42".to_string())]);
+        assert_eq!(r.action_hook.as_ref().unwrap().method, HttpMethod::Get);
+        assert_eq!(r.timeout, Some(Duration::from_millis(7500)));
+        assert_eq!(steps[1].verb, Verb::Hangup { headers: vec![("X-Why".into(), "done".into())] });
+    }
+
+    #[test]
+    fn names_index_property_and_problem() {
+        assert_eq!(
+            errors(r#"[{"verb":"answer"},{"verb":"sip:refer","referTo":"x","headers":{"X-A":"1\r\nVia: evil"}}]"#),
+            vec!["verb 1 (sip:refer), property \"headers.X-A\": header value must not contain CR, LF or NUL"]
+        );
+        assert_eq!(
+            errors(r#"[{"verb":"sip:refer","headers":{"Contact":"x"},"bogus":1}]"#),
+            vec![
+                "verb 0 (sip:refer), property \"referTo\": is required",
+                "verb 0 (sip:refer), property \"headers.Contact\": baton sets this header itself; an application may not",
+                "verb 0 (sip:refer), property \"bogus\": unknown property",
+            ]
+        );
+        assert_eq!(errors(r#"[{"verb":"say","text":"hi"}]"#), vec!["verb 0 (say): say: needs media, which baton does not provide"]);
+        assert_eq!(errors(r#"[{"verb":"dance"}]"#), vec!["verb 0 (dance): unknown verb \"dance\""]);
+        assert_eq!(errors(r#"[{"verb":"pause","length":"5"}]"#), vec!["verb 0 (pause), property \"length\": must be a number of seconds, not a string"]);
+        assert_eq!(errors("[]"), vec!["document: the document holds no verbs"]);
+        assert!(errors("[").first().unwrap().starts_with("document: not valid JSON"));
+        assert_eq!(errors(r#"[{"verb":"sip:refer","referTo":"x","headers":{"Bad Name":"v"}}]"#),
+            vec!["verb 0 (sip:refer), property \"headers.Bad Name\": header name is not a SIP token"]);
+    }
+}
