@@ -1,1 +1,97 @@
-fn main() {}
+use baton::app::parse_document;
+use baton::config::Options;
+use baton::server::Server;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "SIP REFER blind-transfer engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive calls and run their applications.
+    Serve {
+        /// A TOML file with any of the flags below (snake_case keys); flags win.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Validate application documents: prints each problem, exits 1 if there is any.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config, options } => serve(config, options),
+        Command::Check { files } => check(&files),
+    }
+}
+
+fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
+    let options = match config.as_deref().map(Options::from_file).transpose() {
+        Ok(Some(file)) => flags.over(file),
+        Ok(None) => flags,
+        Err(e) => return fail(&e),
+    };
+    let config = match options.into_server_config() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+    };
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    for addr in server.local_addrs() {
+        tracing::info!(%addr, "listening (udp)");
+    }
+    signals.forever().next();
+    tracing::info!("stopping");
+    let stats = server.stop();
+    tracing::info!(?stats, "stopped");
+    ExitCode::SUCCESS
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for path in files {
+        let result = std::fs::read_to_string(path).map_err(|e| vec![e.to_string()]).and_then(|text| {
+            parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        });
+        match result {
+            Ok(steps) => println!("{}: ok ({} verbs)", path.display(), steps.len()),
+            Err(problems) => {
+                ok = false;
+                for p in problems {
+                    println!("{}: {p}", path.display());
+                }
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("baton: {message}");
+    ExitCode::from(2)
+}

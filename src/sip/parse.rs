@@ -237,6 +237,14 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The reason phrase of a response (empty for a request).
+    pub fn reason(&self) -> &'a str {
+        match self.start {
+            StartLine::Response { reason, .. } => reason,
+            StartLine::Request { .. } => "",
+        }
+    }
+
     pub fn get(&self, name: Name) -> Option<&'a str> {
         self.headers.iter().find(|h| h.name == name).map(|h| h.value)
     }

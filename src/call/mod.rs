@@ -1,0 +1,714 @@
+//! One call's session: answers the INVITE, runs the application's verbs one at a time,
+//! executes transfers and reports to the application's hooks. Sans-IO: every entry point
+//! takes `now`, and every effect is pushed to the [`Ctx`] outputs.
+
+mod payload;
+pub mod refer;
+
+use crate::app::{Headers, Hook, Step, Verb};
+use crate::dialog::Dialog;
+use crate::engine::{Ctx, Output, Transmit};
+use crate::hooks::job::{Expect, HookJob, HookOutcome, ReplyTo};
+use crate::sip::header::{param, Name};
+use crate::sip::parse::{parse, Core, Message};
+use crate::sip::write::{reason, Writer};
+use crate::sip::{sdp, sipfrag};
+use crate::txn::{Answered, ClientTxn, Fire, Retransmit};
+use refer::{Outcome, Transfer};
+use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO";
+
+/// Where the INVITE dialog stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Not answered yet.
+    Early,
+    /// 200 sent, waiting for the ACK.
+    Answering,
+    Confirmed,
+    Ended,
+}
+
+/// What the application is doing.
+#[derive(Clone, Debug)]
+enum Running {
+    /// Ready to start the next verb.
+    Idle,
+    /// Waiting for a hook's answer.
+    Hook { token: u64, after: AfterHook },
+    /// The current verb needs the dialog: waiting for the ACK of our 200.
+    AwaitAck,
+    Pause { until: Instant },
+    Refer { transfer: Transfer, branch: String },
+    Request { branch: String },
+    /// The application is over.
+    Stopped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterHook {
+    /// The call_hook: its answer is the application.
+    Application,
+    /// An actionHook or redirect: its verbs, if any, replace the rest.
+    Replace,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Refer,
+    Bye,
+    Request,
+}
+
+/// The refer subscription (RFC 3515): lives past its verb so late NOTIFYs get a 200.
+#[derive(Clone, Copy, Debug)]
+struct Subscription {
+    id: u32,
+    terminated: bool,
+}
+
+/// How a call ended, for the status hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Trying,
+    InProgress,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Trying => "trying",
+            Status::InProgress => "in-progress",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+        }
+    }
+}
+
+pub struct Call {
+    pub key: u64,
+    pub sid: Arc<str>,
+    trace_id: String,
+    dialog: Dialog,
+    /// The INVITE as received, re-read to answer it.
+    invite: Vec<u8>,
+    invite_branch: String,
+    phase: Phase,
+    status: Status,
+    sip_status: u16,
+    /// The last response to the INVITE, resent when the INVITE is retransmitted.
+    invite_response: Option<Vec<u8>>,
+    /// Timer G (non-2xx) or the 2xx retransmission, until the ACK.
+    invite_retx: Option<Retransmit>,
+    our_sdp: Option<String>,
+    answered_at: Option<Instant>,
+    termination_by: Option<&'static str>,
+    steps: VecDeque<Step>,
+    current: Option<Step>,
+    running: Running,
+    customer_data: Map<String, Value>,
+    notify_events: bool,
+    hook_seq: u64,
+    sub: Option<Subscription>,
+    client: Vec<(ClientTxn, Purpose)>,
+    answered: Vec<Answered>,
+    linger_until: Option<Instant>,
+    identity: payload::Identity,
+}
+
+impl Call {
+    /// Creates the call for a dialog-creating INVITE and answers `100 Trying`.
+    pub fn accept(
+        ctx: &mut Ctx<'_>,
+        key: u64,
+        data: &[u8],
+        msg: &Message<'_>,
+        core: &Core<'_>,
+        src: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Call, &'static str> {
+        let advertised = ctx.cfg.advertised(local, msg);
+        let dialog = Dialog::from_invite(msg, core, ctx.ids.tag(), src, local, advertised)?;
+        let mut call = Call {
+            key,
+            sid: ctx.ids.call_sid().into(),
+            trace_id: ctx.ids.trace_id(),
+            identity: payload::Identity::of(msg, core, src, local),
+            dialog,
+            invite: data.to_vec(),
+            invite_branch: core.via.branch().unwrap_or_default().to_string(),
+            phase: Phase::Early,
+            status: Status::Trying,
+            sip_status: 100,
+            invite_response: None,
+            invite_retx: None,
+            our_sdp: None,
+            answered_at: None,
+            termination_by: None,
+            steps: VecDeque::new(),
+            current: None,
+            running: Running::Idle,
+            customer_data: Map::new(),
+            notify_events: false,
+            hook_seq: 0,
+            sub: None,
+            client: Vec::new(),
+            answered: Vec::new(),
+            linger_until: None,
+        };
+        call.respond_invite(ctx, 100, "Trying", &[], None);
+        call.report_status(ctx, Status::Trying);
+        match (&ctx.cfg.app, &ctx.cfg.call_hook) {
+            (Some(app), _) => {
+                call.steps = app.iter().cloned().collect();
+                call.advance(ctx);
+            }
+            (None, Some(hook)) => {
+                let body = payload::call_hook(&call, msg, ctx.cfg);
+                let hook = hook.clone();
+                let token = call.hook(ctx, &hook, body, Some(Expect::Application));
+                call.running = Running::Hook { token, after: AfterHook::Application };
+            }
+            (None, None) => call.reject(ctx, "no application is configured"),
+        }
+        Ok(call)
+    }
+
+    // ---- outputs -------------------------------------------------------------------
+
+    fn transmit(&self, ctx: &mut Ctx<'_>, dst: SocketAddr, bytes: Vec<u8>) {
+        ctx.out.push_back(Output::Transmit(Transmit { local: self.dialog.local, dst, bytes }));
+    }
+
+    fn hook(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Value, expect: Option<Expect>) -> u64 {
+        self.hook_seq += 1;
+        let reply = expect.map(|expect| ReplyTo { call: self.key, token: self.hook_seq, expect });
+        ctx.out.push_back(Output::Hook(HookJob { call_sid: self.sid.clone(), hook: hook.clone(), body, reply }));
+        self.hook_seq
+    }
+
+    fn report_status(&mut self, ctx: &mut Ctx<'_>, status: Status) {
+        self.status = status;
+        if let Some(hook) = ctx.cfg.status_hook.clone() {
+            let body = payload::status(self, ctx.now);
+            self.hook(ctx, &hook, body, None);
+        }
+    }
+
+    /// Voice Gateway's `verb:status` events (SPEC §4).
+    fn verb_status(&mut self, ctx: &mut Ctx<'_>, event: &str) {
+        let (Some(step), Some(hook)) = (&self.current, &ctx.cfg.status_hook) else { return };
+        let Some(id) = step.id.as_deref().filter(|_| self.notify_events) else { return };
+        let body = json!({"type": "verb:status", "call_sid": &*self.sid,
+                          "data": {"id": id, "name": step.verb.name(), "event": event}});
+        let hook = hook.clone();
+        self.hook(ctx, &hook, body, None);
+    }
+
+    /// Answers a non-INVITE request and keeps the answer for its retransmissions (Timer J).
+    fn reply(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr, code: u16, extra: &[(&str, &str)]) {
+        let mut w = Writer::response_to(msg, code, reason(code), Some(&self.dialog.local_tag));
+        for (name, value) in extra {
+            w.header(name, value);
+        }
+        let bytes = w.finish(None);
+        self.answered.push(Answered {
+            branch: core.via.branch().unwrap_or_default().to_string(),
+            method: core.cseq.method.to_string(),
+            bytes: bytes.clone(),
+            until: ctx.now + ctx.cfg.timers.give_up(),
+        });
+        self.transmit(ctx, src, bytes);
+    }
+
+    fn respond_invite(&mut self, ctx: &mut Ctx<'_>, code: u16, reason: &str, extra: &[(String, String)], body: Option<(&str, &[u8])>) {
+        let Ok(invite) = parse(&self.invite) else { return };
+        let tag = (code > 100).then_some(self.dialog.local_tag.as_str());
+        let mut w = Writer::response_to(&invite, code, reason, tag);
+        if (200..300).contains(&code) {
+            w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
+        }
+        for (name, value) in extra {
+            w.header(name, value);
+        }
+        let bytes = w.finish(body);
+        if code >= 200 {
+            self.invite_retx = Some(Retransmit::new(ctx.now, &ctx.cfg.timers));
+        }
+        self.sip_status = code;
+        self.invite_response = Some(bytes.clone());
+        self.transmit(ctx, self.dialog.peer, bytes);
+    }
+
+    fn send_request(&mut self, ctx: &mut Ctx<'_>, method: &str, purpose: Purpose, extra: &[(String, String)], body: Option<(&str, &[u8])>) -> (String, u32) {
+        let branch = ctx.ids.branch(self.key);
+        let (mut w, cseq) = self.dialog.request(method, &branch);
+        for (name, value) in extra {
+            w.header(name, value);
+        }
+        let bytes = w.finish(body);
+        let dst = self.dialog.next_hop();
+        self.transmit(ctx, dst, bytes.clone());
+        let txn = ClientTxn { branch: branch.clone(), method: method.to_string(), bytes, dst, timer: Retransmit::new(ctx.now, &ctx.cfg.timers) };
+        self.client.push((txn, purpose));
+        (branch, cseq)
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------
+
+    fn end(&mut self, ctx: &mut Ctx<'_>, status: Status, by: Option<&'static str>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.running = Running::Stopped;
+        self.termination_by = by;
+        self.linger_until = Some(ctx.now + ctx.cfg.timers.give_up());
+        self.report_status(ctx, status);
+    }
+
+    /// The call_hook failed or the application cannot run: 480 with the reason.
+    fn reject(&mut self, ctx: &mut Ctx<'_>, why: &str) {
+        let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+        tracing::info!(call_sid = %self.sid, reason = %why, "call rejected");
+        if self.phase == Phase::Early {
+            self.respond_invite(ctx, 480, "Temporarily Unavailable", &vec![("X-Reason".into(), why)], None);
+        }
+        self.end(ctx, Status::Failed, Some("baton"));
+    }
+
+    fn hang_up(&mut self, ctx: &mut Ctx<'_>, headers: &[(String, String)]) {
+        match self.phase {
+            Phase::Early => {
+                self.respond_invite(ctx, 603, "Decline", headers, None);
+                self.end(ctx, Status::Failed, Some("baton"));
+            }
+            Phase::Answering | Phase::Confirmed => {
+                self.send_request(ctx, "BYE", Purpose::Bye, headers, None);
+                self.end(ctx, Status::Completed, Some("baton"));
+            }
+            Phase::Ended => {}
+        }
+    }
+
+    fn answer(&mut self, ctx: &mut Ctx<'_>) {
+        let ip = self.dialog.local.ip();
+        let session = u64::from(ctx.ids.rng.u32(..));
+        let sdp = parse(&self.invite)
+            .ok()
+            .filter(|m| m.get(Name::ContentType).is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp")))
+            .and_then(|m| sdp::answer(m.body, ip, session, ctx.cfg.sdp_direction))
+            .unwrap_or_else(|| sdp::offer(ip, session, ctx.cfg.sdp_direction));
+        self.respond_invite(ctx, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes())));
+        self.our_sdp = Some(sdp);
+        self.phase = Phase::Answering;
+        self.answered_at = Some(ctx.now);
+        self.report_status(ctx, Status::InProgress);
+    }
+
+    // ---- the application ------------------------------------------------------------
+
+    /// Runs verbs until one has to wait.
+    fn advance(&mut self, ctx: &mut Ctx<'_>) {
+        while matches!(self.running, Running::Idle) {
+            if self.phase == Phase::Ended {
+                self.running = Running::Stopped;
+                return;
+            }
+            let Some(step) = self.steps.pop_front() else {
+                tracing::debug!(call_sid = %self.sid, "application ended");
+                self.running = Running::Stopped;
+                self.hang_up(ctx, &[]);
+                return;
+            };
+            let needs_dialog = step.verb.needs_dialog();
+            self.current = Some(step);
+            self.verb_status(ctx, "starting");
+            if needs_dialog && self.phase != Phase::Confirmed {
+                if self.phase == Phase::Early {
+                    self.answer(ctx);
+                }
+                self.running = Running::AwaitAck;
+                return;
+            }
+            self.start_current(ctx);
+        }
+    }
+
+    fn start_current(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(step) = self.current.clone() else { return };
+        match step.verb {
+            Verb::Refer(r) => {
+                let host = ctx.cfg.refer_domain.clone().unwrap_or_else(|| self.dialog.remote_host());
+                let mut headers = vec![("Refer-To".to_string(), refer::address(&r.refer_to, None, &host))];
+                let referred_by = match &r.referred_by {
+                    Some(by) => refer::address(by, r.referred_by_display.as_deref(), &host),
+                    None => self.identity.referred_by(&host),
+                };
+                headers.push(("Referred-By".to_string(), referred_by));
+                headers.extend(r.headers.iter().cloned());
+                let (branch, cseq) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None);
+                let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
+                self.sub = Some(Subscription { id: cseq, terminated: false });
+                self.running = Running::Refer { transfer: Transfer::new(cseq, timeout), branch };
+            }
+            Verb::Decline { status, reason: why, headers } => {
+                if self.phase == Phase::Early {
+                    let why = why.unwrap_or_else(|| reason(status).to_string());
+                    self.respond_invite(ctx, status, &why, &headers, None);
+                    self.end(ctx, Status::Failed, Some("baton"));
+                } else {
+                    tracing::warn!(call_sid = %self.sid, "sip:decline on an answered call is skipped");
+                    self.finish_verb(ctx, None);
+                }
+            }
+            Verb::Hangup { headers } => self.hang_up(ctx, &headers),
+            Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + length },
+            Verb::Answer => self.finish_verb(ctx, None),
+            Verb::Redirect { action_hook } => {
+                let body = payload::call_fields(self);
+                let token = self.hook(ctx, &action_hook, Value::Object(body), Some(Expect::Verbs));
+                self.running = Running::Hook { token, after: AfterHook::Replace };
+            }
+            Verb::Tag { data } => {
+                self.customer_data.extend(data);
+                self.finish_verb(ctx, None);
+            }
+            Verb::Config { notify_events } => {
+                if let Some(n) = notify_events {
+                    self.notify_events = n;
+                }
+                self.finish_verb(ctx, None);
+            }
+            Verb::Request(r) => {
+                let content_type = r.headers.iter().find(|(n, _)| Name::lookup(n) == Name::ContentType).map(|(_, v)| v.clone());
+                let headers: Headers = r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
+                let body = r.body.as_deref().map(|b| (content_type.as_deref().unwrap_or("text/plain"), b.as_bytes()));
+                let (branch, _) = self.send_request(ctx, &r.method, Purpose::Request, &headers, body);
+                self.running = Running::Request { branch };
+            }
+        }
+    }
+
+    /// The current verb is done; its actionHook (when given) is awaited before the next.
+    fn finish_verb(&mut self, ctx: &mut Ctx<'_>, action: Option<(Hook, Value)>) {
+        self.verb_status(ctx, "finished");
+        self.current = None;
+        self.running = match action {
+            Some((hook, body)) => {
+                let token = self.hook(ctx, &hook, body, Some(Expect::Verbs));
+                Running::Hook { token, after: AfterHook::Replace }
+            }
+            None => Running::Idle,
+        };
+    }
+
+    /// `caller_gone`: the far end hung up during the transfer.
+    fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
+        let (verb_id, action_hook) = match &self.current {
+            Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
+            _ => (None, None),
+        };
+        tracing::info!(call_sid = %self.sid, refer_status = outcome.refer_status,
+                       final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
+        let body = payload::refer_action(self, &outcome, verb_id.as_deref());
+        let call_over = outcome.transferred() || caller_gone;
+        if call_over {
+            // The caller has left (or hung up): the hook still fires, its verbs cannot run.
+            self.verb_status(ctx, "finished");
+            self.current = None;
+            if let Some(hook) = action_hook {
+                self.hook(ctx, &hook, body, None);
+            }
+            self.running = Running::Stopped;
+            if outcome.transferred() {
+                self.hang_up(ctx, &[]);
+            }
+            return;
+        }
+        self.finish_verb(ctx, action_hook.map(|h| (h, body)));
+        self.advance(ctx);
+    }
+
+    pub fn on_hook_reply(&mut self, ctx: &mut Ctx<'_>, token: u64, outcome: HookOutcome) {
+        let Running::Hook { token: waiting, after } = self.running else { return };
+        if waiting != token {
+            return;
+        }
+        match (after, outcome) {
+            (AfterHook::Application, Ok(steps)) if !steps.is_empty() => self.steps = steps.into(),
+            (AfterHook::Application, Ok(_)) => return self.reject(ctx, "call_hook returned no verbs"),
+            (AfterHook::Application, Err(why)) => return self.reject(ctx, &why),
+            (AfterHook::Replace, Ok(steps)) if !steps.is_empty() => self.steps = steps.into(),
+            (AfterHook::Replace, Ok(_)) => {}
+            (AfterHook::Replace, Err(why)) => {
+                tracing::warn!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
+            }
+        }
+        if after == AfterHook::Replace {
+            // Redirect finished its verb only once the new application arrived.
+            if self.current.is_some() {
+                self.verb_status(ctx, "finished");
+                self.current = None;
+            }
+        }
+        self.running = Running::Idle;
+        self.advance(ctx);
+    }
+
+    // ---- SIP in ----------------------------------------------------------------------
+
+    pub fn on_request(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+        let method = core.cseq.method;
+        let branch = core.via.branch().unwrap_or_default();
+        let is_ack = msg.method() == Some("ACK");
+        if !is_ack {
+            if let Some(done) = self.answered.iter().find(|a| a.branch == branch && a.method == method) {
+                let bytes = done.bytes.clone();
+                self.transmit(ctx, src, bytes);
+                return;
+            }
+        }
+        match msg.method().unwrap_or_default() {
+            "INVITE" if core.to.tag().is_none() => {
+                if branch == self.invite_branch {
+                    if let Some(bytes) = self.invite_response.clone() {
+                        self.transmit(ctx, src, bytes);
+                    }
+                } else {
+                    self.reply(ctx, msg, core, src, 482, &[]);
+                }
+            }
+            "ACK" => self.on_ack(ctx, core),
+            "CANCEL" => self.on_cancel(ctx, msg, core, src),
+            _ if core.to.tag() != Some(self.dialog.local_tag.as_str()) => self.reply(ctx, msg, core, src, 481, &[]),
+            "NOTIFY" => self.on_notify(ctx, msg, core, src),
+            _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
+            "BYE" => {
+                self.reply(ctx, msg, core, src, 200, &[]);
+                let outcome = match &mut self.running {
+                    Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
+                    _ => None,
+                };
+                if let Some(outcome) = outcome {
+                    self.complete_refer(ctx, outcome, true);
+                }
+                self.end(ctx, Status::Completed, Some("caller"));
+            }
+            "INVITE" | "UPDATE" => {
+                // Session refresh or re-offer: answer with the SDP we already gave.
+                let sdp = self.our_sdp.clone().unwrap_or_default();
+                let mut w = Writer::response_to(msg, 200, "OK", Some(&self.dialog.local_tag));
+                w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
+                let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty())).then_some(("application/sdp", sdp.as_bytes()));
+                let bytes = w.finish(body);
+                self.answered.push(Answered { branch: branch.to_string(), method: method.to_string(), bytes: bytes.clone(), until: ctx.now + ctx.cfg.timers.give_up() });
+                self.transmit(ctx, src, bytes);
+            }
+            "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
+            _ => self.reply(ctx, msg, core, src, 405, &[("Allow", ALLOW)]),
+        }
+    }
+
+    fn on_ack(&mut self, ctx: &mut Ctx<'_>, core: &Core<'_>) {
+        let acks_2xx = core.to.tag() == Some(self.dialog.local_tag.as_str()) && self.phase == Phase::Answering;
+        if acks_2xx {
+            self.invite_retx = None;
+            self.phase = Phase::Confirmed;
+            if matches!(self.running, Running::AwaitAck) {
+                self.start_current(ctx);
+                self.advance(ctx);
+            }
+        } else if core.via.branch() == Some(self.invite_branch.as_str()) && self.sip_status >= 300 {
+            self.invite_retx = None;
+        }
+    }
+
+    fn on_cancel(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+        if core.via.branch() != Some(self.invite_branch.as_str()) {
+            return self.reply(ctx, msg, core, src, 481, &[]);
+        }
+        // CANCEL's response carries the To as received (RFC 3261 §9.2).
+        let bytes = Writer::response_to(msg, 200, "OK", None).finish(None);
+        self.answered.push(Answered { branch: self.invite_branch.clone(), method: "CANCEL".into(), bytes: bytes.clone(), until: ctx.now + ctx.cfg.timers.give_up() });
+        self.transmit(ctx, src, bytes);
+        if self.phase == Phase::Early && self.sip_status < 200 {
+            self.respond_invite(ctx, 487, "Request Terminated", &[], None);
+            self.end(ctx, Status::Canceled, Some("caller"));
+        }
+    }
+
+    fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+        let Some(event) = msg.get(Name::Event) else {
+            return self.reply(ctx, msg, core, src, 400, &[]);
+        };
+        let (package, params) = event.split_once(';').unwrap_or((event, ""));
+        if !package.trim().eq_ignore_ascii_case("refer") {
+            return self.reply(ctx, msg, core, src, 489, &[("Allow-Events", "refer")]);
+        }
+        let id = param(params, "id").map(|id| id.parse::<u32>());
+        let sub = match self.sub {
+            Some(sub) if !sub.terminated && id.is_none_or(|id| id == Ok(sub.id)) => sub,
+            _ => return self.reply(ctx, msg, core, src, 481, &[]),
+        };
+        let terminated = msg
+            .get(Name::SubscriptionState)
+            .is_some_and(|s| s.trim_start().to_ascii_lowercase().starts_with("terminated"));
+        self.reply(ctx, msg, core, src, 200, &[]);
+        if terminated {
+            self.sub = Some(Subscription { terminated: true, ..sub });
+        }
+        let status = sipfrag::status_line(msg.body).map(|(code, _)| code);
+        let Running::Refer { transfer, .. } = &mut self.running else { return };
+        if transfer.cseq != sub.id {
+            return;
+        }
+        let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
+        if let Some(code) = effect.progress {
+            self.fire_event_hook(ctx, code);
+        }
+        if let Some(outcome) = effect.outcome {
+            self.complete_refer(ctx, outcome, false);
+        }
+    }
+
+    fn fire_event_hook(&mut self, ctx: &mut Ctx<'_>, code: u16) {
+        let Some(Step { id, verb: Verb::Refer(r) }) = &self.current else { return };
+        let Some(hook) = r.event_hook.clone() else { return };
+        let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &*self.sid});
+        if let Some(id) = id {
+            body["verb_id"] = json!(id);
+        }
+        self.hook(ctx, &hook, body, None);
+    }
+
+    pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) {
+        let Some(code) = msg.status() else { return };
+        let Some(branch) = core.via.branch() else { return };
+        let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else { return };
+        if code < 200 {
+            self.client[i].0.timer.provisional(ctx.now);
+            return;
+        }
+        let (txn, purpose) = self.client.swap_remove(i);
+        let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+        self.on_final(ctx, &txn.branch, purpose, code, msg.reason(), refer_sub_false);
+    }
+
+    /// A client transaction ended: with a final response, or timed out (408).
+    fn on_final(&mut self, ctx: &mut Ctx<'_>, branch: &str, purpose: Purpose, code: u16, why: &str, refer_sub_false: bool) {
+        match (purpose, &mut self.running) {
+            (Purpose::Refer, Running::Refer { transfer, branch: b }) if b == branch => {
+                if code >= 300 {
+                    self.sub = None;
+                }
+                if let Some(outcome) = transfer.on_response(ctx.now, code, refer_sub_false) {
+                    self.complete_refer(ctx, outcome, false);
+                }
+            }
+            (Purpose::Request, Running::Request { branch: b }) if b == branch => {
+                let mut body = payload::call_fields(self);
+                body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
+                body.insert("sip_status".into(), json!(code));
+                body.insert("sip_reason".into(), json!(why));
+                let hook = match &self.current {
+                    Some(Step { verb: Verb::Request(r), .. }) => r.action_hook.clone(),
+                    _ => None,
+                };
+                self.finish_verb(ctx, hook.map(|h| (h, Value::Object(body))));
+                self.advance(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- time ------------------------------------------------------------------------
+
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        self.answered.retain(|a| a.until > now);
+        let mut i = 0;
+        while i < self.client.len() {
+            match self.client[i].0.timer.poll(now) {
+                Some(Fire::Resend) => {
+                    let (bytes, dst) = (self.client[i].0.bytes.clone(), self.client[i].0.dst);
+                    self.transmit(ctx, dst, bytes);
+                    i += 1;
+                }
+                Some(Fire::GiveUp) => {
+                    let (txn, purpose) = self.client.swap_remove(i);
+                    tracing::info!(call_sid = %self.sid, method = txn.method, "request timed out (Timer F)");
+                    self.on_final(ctx, &txn.branch, purpose, 408, "Request Timeout", false);
+                }
+                None => i += 1,
+            }
+        }
+        if let Some(retx) = &mut self.invite_retx {
+            match retx.poll(now) {
+                Some(Fire::Resend) => {
+                    if let Some(bytes) = self.invite_response.clone() {
+                        self.transmit(ctx, self.dialog.peer, bytes);
+                    }
+                }
+                Some(Fire::GiveUp) => {
+                    self.invite_retx = None;
+                    if self.phase == Phase::Answering {
+                        tracing::info!(call_sid = %self.sid, "no ACK for our 200; ending the call");
+                        self.phase = Phase::Confirmed;
+                        self.running = Running::Stopped;
+                        self.hang_up(ctx, &[]);
+                    }
+                }
+                None => {}
+            }
+        }
+        match &mut self.running {
+            Running::Pause { until } if *until <= now => {
+                self.finish_verb(ctx, None);
+                self.advance(ctx);
+            }
+            Running::Refer { transfer, .. } => {
+                if let Some(outcome) = transfer.on_timeout(now) {
+                    self.complete_refer(ctx, outcome, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let running = match &self.running {
+            Running::Pause { until } => Some(*until),
+            Running::Refer { transfer, .. } => transfer.deadline(),
+            _ => None,
+        };
+        self.client
+            .iter()
+            .map(|(t, _)| t.timer.deadline())
+            .chain(self.invite_retx.as_ref().map(Retransmit::deadline))
+            .chain(self.answered.iter().map(|a| a.until))
+            .chain(running)
+            .chain(self.linger_until)
+            .min()
+    }
+
+    /// Over and past every retransmission window: the call can be forgotten.
+    pub fn finished(&self, now: Instant) -> bool {
+        self.phase == Phase::Ended && self.linger_until.is_some_and(|t| now >= t) && self.client.is_empty()
+    }
+}
+
+impl Call {
+    pub fn dialog_call_id(&self) -> &str {
+        &self.dialog.call_id
+    }
+}

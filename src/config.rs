@@ -1,0 +1,215 @@
+//! One configuration, from a TOML file and flags (flags win), validated once at start.
+
+use crate::app::{parse_document, Hook};
+use crate::engine::Settings;
+use crate::hooks::worker::HookSettings;
+use crate::server::ServerConfig;
+use crate::sip::sdp::Direction;
+use crate::txn::Timers;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every setting, as a flag of `baton serve` and as a key of the TOML file.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Address to receive SIP on, `[udp:]IP:PORT`; repeat for several. Default udp:0.0.0.0:5060.
+    #[arg(long, value_name = "[udp:]IP:PORT")]
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Where each new call's application is fetched (HTTP POST).
+    #[arg(long, value_name = "URL")]
+    pub call_hook: Option<String>,
+    /// Receives every call state change.
+    #[arg(long, value_name = "URL")]
+    pub call_status_hook: Option<String>,
+    /// A static application document (JSON array of verbs), used instead of the call hook.
+    #[arg(long, value_name = "FILE")]
+    pub app: Option<PathBuf>,
+    /// Base for relative hook URLs when there is no call hook.
+    #[arg(long, value_name = "URL")]
+    pub hook_base: Option<String>,
+    /// Signs every hook request (Baton-Signature and Jambonz-Signature headers).
+    #[arg(long, value_name = "SECRET")]
+    pub webhook_secret: Option<String>,
+    /// HOST for a bare user or number in Refer-To; default: the caller's Contact host.
+    #[arg(long, value_name = "HOST")]
+    pub refer_domain: Option<String>,
+    /// Seconds a transfer waits for its final NOTIFY after the REFER is accepted (default 15).
+    #[arg(long, value_name = "SECONDS")]
+    pub notify_timeout: Option<f64>,
+    /// Direction attribute of our SDP (default inactive: baton carries no media).
+    #[arg(long, value_enum)]
+    pub sdp_direction: Option<Direction>,
+    /// IP written in Contact and Via when the listen address is not what callers reach.
+    #[arg(long, value_name = "IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Calls in progress before new INVITEs get 503 (default 100000).
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
+    /// Largest datagram accepted, in bytes (default 65535).
+    #[arg(long, value_name = "BYTES")]
+    pub max_message_size: Option<usize>,
+    /// Most headers in one message (default 128).
+    #[arg(long, value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// RFC 3261 timer T1 in milliseconds (default 500).
+    #[arg(long, value_name = "MS")]
+    pub t1_ms: Option<u64>,
+    /// RFC 3261 timer T2 in milliseconds (default 4000).
+    #[arg(long, value_name = "MS")]
+    pub t2_ms: Option<u64>,
+    /// RFC 3261 timer T4 in milliseconds (default 5000).
+    #[arg(long, value_name = "MS")]
+    pub t4_ms: Option<u64>,
+    /// Timeout of one hook request in milliseconds (default 5000).
+    #[arg(long, value_name = "MS")]
+    pub hook_timeout_ms: Option<u64>,
+    /// Retries of a failed hook (default 2; a `#rc=N&rp=...` fragment overrides per hook).
+    #[arg(long, value_name = "N")]
+    pub hook_retries: Option<u32>,
+    /// First retry delay in milliseconds; doubles each retry, with jitter (default 200).
+    #[arg(long, value_name = "MS")]
+    pub hook_backoff_ms: Option<u64>,
+    /// Hooks queued before new ones are dropped (default 65536).
+    #[arg(long, value_name = "N")]
+    pub hook_queue: Option<usize>,
+    /// Sent as account_sid in the call hook.
+    #[arg(long)]
+    pub account_sid: Option<String>,
+    /// Sent as application_sid in the call hook.
+    #[arg(long)]
+    pub application_sid: Option<String>,
+    /// Sent as env_vars in the call hook (TOML file only: a table).
+    #[arg(skip)]
+    pub env_vars: Option<serde_json::Value>,
+}
+
+macro_rules! prefer {
+    ($flags:ident, $file:ident, $($field:ident),*) => {
+        Options { listen: if $flags.listen.is_empty() { $file.listen } else { $flags.listen },
+                  $($field: $flags.$field.or($file.$field)),* }
+    };
+}
+
+impl Options {
+    /// Flags over the file.
+    pub fn over(self, file: Options) -> Options {
+        prefer!(self, file, call_hook, call_status_hook, app, hook_base, webhook_secret, refer_domain,
+                notify_timeout, sdp_direction, public_ip, max_calls, max_message_size, max_headers,
+                t1_ms, t2_ms, t4_ms, hook_timeout_ms, hook_retries, hook_backoff_ms, hook_queue,
+                account_sid, application_sid, env_vars)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Options, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn into_server_config(self) -> Result<ServerConfig, String> {
+        let listen = if self.listen.is_empty() { vec!["udp:0.0.0.0:5060".to_string()] } else { self.listen };
+        let listen = listen.iter().map(|l| parse_listen(l)).collect::<Result<Vec<_>, _>>()?;
+        let app = match &self.app {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
+                let steps = parse_document(&text).map_err(|errors| {
+                    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+                    format!("--app {} is not a valid application:\n{}", path.display(), lines.join("\n"))
+                })?;
+                Some(Arc::new(steps))
+            }
+            None => None,
+        };
+        let call_hook = self.call_hook.as_deref().map(absolute).transpose()?;
+        if app.is_none() && call_hook.is_none() {
+            return Err("give an application: --call-hook URL or --app FILE".into());
+        }
+        let base = match (&self.hook_base, &call_hook) {
+            (Some(base), _) => Some(absolute(base)?),
+            (None, Some(hook)) => Some(hook.clone()),
+            (None, None) => None,
+        };
+        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
+        let timers = Timers { t1: ms(self.t1_ms, 500), t2: ms(self.t2_ms, 4000), t4: ms(self.t4_ms, 5000) };
+        if timers.t1.is_zero() || timers.t2 < timers.t1 {
+            return Err("timers: T1 must be above 0 and T2 at least T1".into());
+        }
+        let notify_timeout = match self.notify_timeout {
+            Some(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+            Some(s) => return Err(format!("--notify-timeout {s}: must be above 0 and at most 86400 seconds")),
+            None => Duration::from_secs(15),
+        };
+        let defaults = Settings::default();
+        let settings = Settings {
+            timers,
+            app,
+            call_hook: call_hook.map(|u| Hook::post(u.as_str())),
+            status_hook: self.call_status_hook.map(Hook::post),
+            refer_domain: self.refer_domain,
+            notify_timeout,
+            sdp_direction: self.sdp_direction.unwrap_or(defaults.sdp_direction),
+            public_ip: self.public_ip,
+            account_sid: self.account_sid,
+            application_sid: self.application_sid,
+            env_vars: self.env_vars,
+            max_calls: self.max_calls.unwrap_or(defaults.max_calls),
+            max_message_size: self.max_message_size.unwrap_or(defaults.max_message_size),
+            max_headers: self.max_headers.unwrap_or(defaults.max_headers),
+        };
+        let hook_defaults = HookSettings::default();
+        let hooks = HookSettings {
+            base,
+            secret: self.webhook_secret,
+            timeout: self.hook_timeout_ms.map_or(hook_defaults.timeout, Duration::from_millis),
+            retries: self.hook_retries.unwrap_or(hook_defaults.retries),
+            backoff: self.hook_backoff_ms.map_or(hook_defaults.backoff, Duration::from_millis),
+            queue: self.hook_queue.unwrap_or(hook_defaults.queue),
+        };
+        Ok(ServerConfig { listen, settings, hooks })
+    }
+}
+
+fn absolute(url: &str) -> Result<url::Url, String> {
+    url::Url::parse(url).map_err(|e| format!("{url:?} is not an absolute URL: {e}"))
+}
+
+/// `[udp:]IP:PORT`
+pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let (transport, addr) = match value.split_once(':') {
+        Some((t, rest)) if t.chars().all(|c| c.is_ascii_alphabetic()) => (t.to_ascii_lowercase(), rest),
+        _ => ("udp".to_string(), value),
+    };
+    if transport != "udp" {
+        return Err(format!("--listen {value}: only udp is supported so far"));
+    }
+    addr.parse().map_err(|_| format!("--listen {value}: expected [udp:]IP:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("udp:127.0.0.1:5060"), Ok("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(parse_listen("[::1]:5070"), Ok("[::1]:5070".parse().unwrap()));
+        assert!(parse_listen("tcp:127.0.0.1:5060").unwrap_err().contains("only udp"));
+        assert!(parse_listen("nonsense").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: Options = toml::from_str("listen = [\"udp:127.0.0.1:5070\"]\ncall_hook = \"http://file/call\"\nmax_calls = 7\n[env_vars]\nA = \"b\"").unwrap();
+        let flags = Options { call_hook: Some("http://flag/call".into()), ..Options::default() };
+        let cfg = flags.over(file).into_server_config().unwrap();
+        assert_eq!(cfg.listen, vec!["127.0.0.1:5070".parse().unwrap()]);
+        assert_eq!(cfg.settings.call_hook.unwrap().url, "http://flag/call");
+        assert_eq!(cfg.settings.max_calls, 7);
+        assert_eq!(cfg.settings.env_vars, Some(serde_json::json!({"A": "b"})));
+        assert!(toml::from_str::<Options>("bogus = 1").is_err());
+        assert!(Options::default().into_server_config().unwrap_err().contains("--call-hook"));
+    }
+}

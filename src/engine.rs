@@ -1,0 +1,349 @@
+//! The sans-IO endpoint of one shard (quinn's `Endpoint`, str0m's `Rtc`): datagrams, timeouts
+//! and hook replies go in with `now`; datagrams to send, hook jobs and the next deadline
+//! come out. It never reads the clock and never touches a socket.
+
+use crate::app::{Hook, Step};
+use crate::call::{Call, ALLOW};
+use crate::hooks::job::{HookJob, HookReply};
+use crate::sip::parse::{parse_with, Limits, Message, StartLine};
+use crate::sip::sdp::Direction;
+use crate::sip::uri::Uri;
+use crate::sip::write::{reason, Writer};
+use crate::txn::Timers;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything the core needs to know, fixed at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub timers: Timers,
+    /// A static application (`--app`); wins over the call hook.
+    pub app: Option<Arc<Vec<Step>>>,
+    pub call_hook: Option<Hook>,
+    pub status_hook: Option<Hook>,
+    /// HOST for a bare user or number in Refer-To / Referred-By.
+    pub refer_domain: Option<String>,
+    /// How long a transfer waits for its final NOTIFY after the REFER is accepted.
+    pub notify_timeout: Duration,
+    pub sdp_direction: Direction,
+    /// The address written in Contact and Via when the listen address is not reachable as is.
+    pub public_ip: Option<IpAddr>,
+    pub account_sid: Option<String>,
+    pub application_sid: Option<String>,
+    pub env_vars: Option<serde_json::Value>,
+    pub max_calls: usize,
+    pub max_message_size: usize,
+    pub max_headers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            timers: Timers::default(),
+            app: None,
+            call_hook: None,
+            status_hook: None,
+            refer_domain: None,
+            notify_timeout: Duration::from_secs(15),
+            sdp_direction: Direction::Inactive,
+            public_ip: None,
+            account_sid: None,
+            application_sid: None,
+            env_vars: None,
+            max_calls: 100_000,
+            max_message_size: 65_535,
+            max_headers: 128,
+        }
+    }
+}
+
+impl Settings {
+    /// `host:port` for our Contact and Via on a call that arrived at `local`.
+    pub fn advertised(&self, local: SocketAddr, invite: &Message<'_>) -> String {
+        if let Some(ip) = self.public_ip {
+            return SocketAddr::new(ip, local.port()).to_string();
+        }
+        if !local.ip().is_unspecified() {
+            return local.to_string();
+        }
+        // Bound to every address: the one the caller dialled is the one it can reach.
+        let dialled = match invite.start {
+            StartLine::Request { uri, .. } => Uri::parse(uri).and_then(|u| u.socket_addr()),
+            StartLine::Response { .. } => None,
+        };
+        dialled.map_or_else(|| local.to_string(), |a| SocketAddr::new(a.ip(), local.port()).to_string())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The listening address to send from.
+    pub local: SocketAddr,
+    pub dst: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    Hook(HookJob),
+    /// The call is forgotten: its hook queue can close after what was already queued.
+    CallGone(Arc<str>),
+}
+
+/// Mints the tokens this shard hands out. Branches carry the shard and the call, so a
+/// response finds its call without a table lookup.
+pub struct Ids {
+    shard: u16,
+    seq: u64,
+    pub rng: fastrand::Rng,
+}
+
+const BRANCH_PREFIX: &str = "z9hG4bK-bt";
+
+impl Ids {
+    pub fn new(shard: u16, seed: u64) -> Ids {
+        Ids { shard, seq: 0, rng: fastrand::Rng::with_seed(seed) }
+    }
+
+    pub fn branch(&mut self, call: u64) -> String {
+        self.seq += 1;
+        format!("{BRANCH_PREFIX}{:x}-{call:x}-{:x}", self.shard, self.seq)
+    }
+
+    pub fn tag(&mut self) -> String {
+        format!("bt{:x}-{:012x}", self.shard, self.rng.u64(..) >> 16)
+    }
+
+    pub fn call_sid(&mut self) -> String {
+        uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid().to_string()
+    }
+
+    pub fn trace_id(&mut self) -> String {
+        format!("{:032x}", self.rng.u128(..))
+    }
+}
+
+/// The shard and call named by one of our branches.
+pub fn parse_branch(branch: &str) -> Option<(u16, u64)> {
+    let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+    let mut parts = rest.split('-');
+    let shard = u16::from_str_radix(parts.next()?, 16).ok()?;
+    let call = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some((shard, call))
+}
+
+/// What a call's handlers need: the time, the settings, and where effects go.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub cfg: &'a Settings,
+    pub out: &'a mut VecDeque<Output>,
+    pub ids: &'a mut Ids,
+}
+
+/// Counters an operator reads to see what the edge is sending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub datagrams: u64,
+    /// Not parsable far enough to answer: dropped.
+    pub dropped: u64,
+    /// Answered 400.
+    pub bad_requests: u64,
+    /// Answered 481.
+    pub unknown_dialog: u64,
+    /// Responses that match no transaction.
+    pub stray_responses: u64,
+    pub calls: u64,
+    /// New calls refused with 503 over `max_calls`.
+    pub refused: u64,
+}
+
+struct Slot {
+    call: Call,
+    scheduled: Option<Instant>,
+}
+
+pub struct Engine {
+    cfg: Arc<Settings>,
+    ids: Ids,
+    shard: u16,
+    calls: HashMap<u64, Slot>,
+    by_call_id: HashMap<String, u64>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    out: VecDeque<Output>,
+    next_key: u64,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<Settings>, shard: u16, seed: u64) -> Engine {
+        Engine {
+            cfg,
+            ids: Ids::new(shard, seed),
+            shard,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            next_key: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, src: SocketAddr, data: &[u8]) {
+        self.stats.datagrams += 1;
+        if data.len() > self.cfg.max_message_size {
+            self.stats.dropped += 1;
+            return;
+        }
+        let msg = match parse_with(data, Limits { max_headers: self.cfg.max_headers }) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.stats.dropped += 1;
+                tracing::debug!(%src, error = %e, "dropped unparsable datagram");
+                return;
+            }
+        };
+        let core = match msg.core() {
+            Ok(core) => core,
+            Err(e) => {
+                let answerable = matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some();
+                if answerable {
+                    self.stats.bad_requests += 1;
+                    self.stateless(local, src, &msg, 400, &e.to_string(), &[]);
+                } else {
+                    self.stats.dropped += 1;
+                }
+                return;
+            }
+        };
+        let key = match msg.start {
+            StartLine::Response { .. } => {
+                let call = core.via.branch().and_then(parse_branch).filter(|(s, _)| *s == self.shard).map(|(_, c)| c);
+                match call.and_then(|c| self.calls.get_mut(&c).map(|slot| (c, slot))) {
+                    Some((key, slot)) => {
+                        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                        slot.call.on_response(&mut ctx, &msg, &core);
+                        key
+                    }
+                    None => {
+                        self.stats.stray_responses += 1;
+                        return;
+                    }
+                }
+            }
+            StartLine::Request { method, .. } => match self.by_call_id.get(core.call_id) {
+                Some(&key) => {
+                    let Some(slot) = self.calls.get_mut(&key) else { return };
+                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    slot.call.on_request(&mut ctx, &msg, &core, src);
+                    key
+                }
+                None if method == "INVITE" && core.to.tag().is_none() => {
+                    if self.calls.len() >= self.cfg.max_calls {
+                        self.stats.refused += 1;
+                        self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
+                        return;
+                    }
+                    let key = self.next_key;
+                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    match Call::accept(&mut ctx, key, data, &msg, &core, src, local) {
+                        Ok(call) => {
+                            self.next_key += 1;
+                            self.stats.calls += 1;
+                            self.by_call_id.insert(core.call_id.to_string(), key);
+                            self.calls.insert(key, Slot { call, scheduled: None });
+                            key
+                        }
+                        Err(why) => {
+                            self.stats.bad_requests += 1;
+                            self.stateless(local, src, &msg, 400, why, &[]);
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    match method {
+                        "ACK" => {}
+                        "OPTIONS" => self.stateless(local, src, &msg, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")]),
+                        m if ALLOW.split(", ").any(|a| a == m) || core.to.tag().is_some() => {
+                            self.stats.unknown_dialog += 1;
+                            self.stateless(local, src, &msg, 481, reason(481), &[]);
+                        }
+                        _ => self.stateless(local, src, &msg, 405, reason(405), &[("Allow", ALLOW)]),
+                    }
+                    return;
+                }
+            },
+        };
+        self.reschedule(now, key);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.calls.get_mut(&key) else { continue };
+            if slot.scheduled != Some(at) {
+                continue; // superseded by a later reschedule
+            }
+            slot.scheduled = None;
+            let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+            slot.call.on_timeout(&mut ctx);
+            self.reschedule(now, key);
+        }
+    }
+
+    pub fn handle_hook_reply(&mut self, now: Instant, reply: HookReply) {
+        let Some(slot) = self.calls.get_mut(&reply.call) else { return };
+        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+        slot.call.on_hook_reply(&mut ctx, reply.token, reply.outcome);
+        self.reschedule(now, reply.call);
+    }
+
+    fn reschedule(&mut self, now: Instant, key: u64) {
+        let Some(slot) = self.calls.get_mut(&key) else { return };
+        if slot.call.finished(now) {
+            let sid = slot.call.sid.clone();
+            if let Some(slot) = self.calls.remove(&key) {
+                self.by_call_id.remove(&slot.call.dialog_call_id().to_string());
+            }
+            self.out.push_back(Output::CallGone(sid));
+            return;
+        }
+        let next = slot.call.deadline();
+        if next != slot.scheduled {
+            slot.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
+    }
+
+    /// Answers without creating state (RFC 3261 §8.2.7): errors, OPTIONS, overload.
+    fn stateless(&mut self, local: SocketAddr, dst: SocketAddr, msg: &Message<'_>, code: u16, why: &str, extra: &[(&str, &str)]) {
+        let tag = self.ids.tag();
+        let mut w = Writer::response_to(msg, code, why, Some(&tag));
+        for (name, value) in extra {
+            w.header(name, value);
+        }
+        self.out.push_back(Output::Transmit(Transmit { local, dst, bytes: w.finish(None) }));
+    }
+}

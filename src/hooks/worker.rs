@@ -1,0 +1,258 @@
+//! Delivery: one thread with an async runtime. Jobs of one call run in order on that
+//! call's task; different calls run concurrently over pooled keep-alive connections.
+//! The shard only ever `try_send`s into the bounded queue, so SIP never waits on HTTP.
+
+use super::job::{Expect, HookJob, HookOutcome, HookReply};
+use super::policy::{backoff, Failure, Policy};
+use super::sign::signature;
+use crate::app::{parse_verbs, HttpMethod};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use url::Url;
+
+#[derive(Clone, Debug)]
+pub struct HookSettings {
+    /// What relative hook URLs resolve against.
+    pub base: Option<Url>,
+    pub secret: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub queue: usize,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            base: None,
+            secret: None,
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            backoff: Duration::from_millis(200),
+            queue: 65_536,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Job(HookJob),
+    /// The call is over: its task ends once its queued jobs are delivered.
+    Gone(Arc<str>),
+}
+
+/// Where answers to awaited hooks go (the shard's inbox, which wakes the shard).
+pub type ReplySink = Arc<dyn Fn(HookReply) + Send + Sync>;
+
+pub struct Hooks {
+    tx: mpsc::Sender<Msg>,
+    thread: JoinHandle<()>,
+}
+
+impl Hooks {
+    pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<Hooks> {
+        let (tx, rx) = mpsc::channel(settings.queue.max(1));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let deliverer = Arc::new(Deliverer { client, settings, sink });
+        let thread = std::thread::Builder::new()
+            .name("baton-hooks".into())
+            .spawn(move || runtime.block_on(dispatch(rx, deliverer)))?;
+        Ok(Hooks { tx, thread })
+    }
+
+    /// Never blocks: a full queue hands the message back.
+    pub fn submit(&self, msg: Msg) -> Result<(), Msg> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        })
+    }
+
+    /// Closes the queue and waits until every queued hook has been delivered or given up.
+    pub fn shutdown(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+}
+
+async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>) {
+    let mut calls: HashMap<Arc<str>, mpsc::UnboundedSender<HookJob>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Job(job) => {
+                let queue = calls.entry(job.call_sid.clone()).or_insert_with(|| {
+                    let (tx, mut jobs) = mpsc::unbounded_channel::<HookJob>();
+                    let d = deliverer.clone();
+                    tasks.spawn(async move {
+                        while let Some(job) = jobs.recv().await {
+                            d.run(job).await;
+                        }
+                    });
+                    tx
+                });
+                let _ = queue.send(job);
+            }
+            Msg::Gone(sid) => {
+                calls.remove(&sid);
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(calls);
+    while tasks.join_next().await.is_some() {}
+}
+
+struct Deliverer {
+    client: reqwest::Client,
+    settings: HookSettings,
+    sink: ReplySink,
+}
+
+impl Deliverer {
+    async fn run(&self, job: HookJob) {
+        let result = self.deliver(&job).await;
+        match job.reply {
+            Some(reply) => {
+                let outcome = result.and_then(|body| interpret(&body, reply.expect));
+                (self.sink)(HookReply { call: reply.call, token: reply.token, outcome });
+            }
+            None => {
+                if let Err(e) = result {
+                    tracing::warn!(call_sid = %job.call_sid, error = %e, "hook not delivered");
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, raw: &str) -> Result<Url, String> {
+        match Url::parse(raw) {
+            Ok(url) => Ok(url),
+            Err(url::ParseError::RelativeUrlWithoutBase) => match &self.settings.base {
+                Some(base) => base.join(raw).map_err(|e| format!("hook URL {raw:?}: {e}")),
+                None => Err(format!("relative hook URL {raw:?} has no base: set --hook-base or use a call hook")),
+            },
+            Err(e) => Err(format!("hook URL {raw:?}: {e}")),
+        }
+    }
+
+    async fn deliver(&self, job: &HookJob) -> Result<String, String> {
+        let mut url = self.resolve(&job.hook.url)?;
+        let policy = Policy::from_fragment(url.fragment(), Policy::default_with(self.settings.retries));
+        url.set_fragment(None);
+        let body = serde_json::to_vec(&job.body).map_err(|e| e.to_string())?;
+        let mut attempt = 0;
+        loop {
+            match self.attempt(&url, job, &body).await {
+                Ok(text) => return Ok(text),
+                Err((failure, why)) if attempt < policy.retries && policy.retries(failure) => {
+                    tracing::debug!(call_sid = %job.call_sid, error = %why, attempt, "hook failed; retrying");
+                    tokio::time::sleep(backoff(self.settings.backoff, attempt, fastrand::f64())).await;
+                    attempt += 1;
+                }
+                Err((_, why)) => return Err(why),
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &Url, job: &HookJob, body: &[u8]) -> Result<String, (Failure, String)> {
+        let (mut req, signed) = match job.hook.method {
+            HttpMethod::Post => (
+                self.client.post(url.clone()).header("Content-Type", "application/json").body(body.to_vec()),
+                body,
+            ),
+            HttpMethod::Get => (self.client.get(query_url(url, &job.body)), &b""[..]),
+        };
+        if let Some(auth) = &job.hook.auth {
+            req = req.basic_auth(&auth.username, Some(&auth.password));
+        }
+        if let Some(secret) = &self.settings.secret {
+            let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let sig = signature(secret.as_bytes(), unix, signed);
+            req = req.header("Baton-Signature", &sig).header("Jambonz-Signature", &sig);
+        }
+        let classify = |e: reqwest::Error| {
+            let failure = if e.is_timeout() {
+                Failure::Timeout
+            } else if e.is_connect() {
+                Failure::Connect
+            } else {
+                Failure::Other
+            };
+            (failure, format!("{url}: {e}"))
+        };
+        let resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(classify)?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err((Failure::Status(status.as_u16()), format!("{url} answered HTTP {}", status.as_u16())))
+        }
+    }
+}
+
+/// GET hooks carry the payload's top-level fields as the query string.
+fn query_url(url: &Url, body: &serde_json::Value) -> Url {
+    let mut url = url.clone();
+    if let Some(fields) = body.as_object() {
+        let mut pairs = url.query_pairs_mut();
+        for (key, value) in fields {
+            match value {
+                serde_json::Value::String(s) => pairs.append_pair(key, s),
+                other => pairs.append_pair(key, &other.to_string()),
+            };
+        }
+    }
+    url
+}
+
+/// Reads an awaited hook's answer as verbs.
+fn interpret(body: &str, expect: Expect) -> HookOutcome {
+    if body.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: serde_json::Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        // An actionHook may answer with anything (plain "OK"); only an application must be JSON.
+        Err(_) if expect == Expect::Verbs => return Ok(Vec::new()),
+        Err(e) => return Err(format!("call_hook answer is not valid JSON: {e}")),
+    };
+    if expect == Expect::Verbs && !value.is_array() {
+        return Ok(Vec::new());
+    }
+    parse_verbs(&value).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interprets_answers() {
+        assert_eq!(interpret("", Expect::Verbs), Ok(Vec::new()));
+        assert_eq!(interpret("OK", Expect::Verbs), Ok(Vec::new()));
+        assert_eq!(interpret("{\"ok\":true}", Expect::Verbs), Ok(Vec::new()));
+        assert_eq!(interpret("[{\"verb\":\"hangup\"}]", Expect::Verbs).map(|v| v.len()), Ok(1));
+        assert!(interpret("nope", Expect::Application).unwrap_err().contains("not valid JSON"));
+        assert_eq!(
+            interpret("[{\"verb\":\"play\"}]", Expect::Application),
+            Err("verb 0 (play): play: needs media, which baton does not provide".into())
+        );
+    }
+
+    #[test]
+    fn get_hooks_carry_fields_in_the_query() {
+        let url = Url::parse("http://h/x?a=1").unwrap();
+        let out = query_url(&url, &serde_json::json!({"call_sid": "s", "refer_status": 202}));
+        assert_eq!(out.as_str(), "http://h/x?a=1&call_sid=s&refer_status=202");
+    }
+}

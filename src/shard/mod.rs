@@ -1,0 +1,121 @@
+//! The reactor: one thread that owns an [`Engine`], its sockets and its hook inbox.
+//! It reads the clock, moves datagrams in and out, and nothing else.
+
+use crate::engine::{Engine, Output, Stats};
+use crate::hooks::job::HookReply;
+use crate::hooks::worker::{Hooks, Msg};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const WAKER: Token = Token(usize::MAX);
+
+/// Datagrams read from one socket before timers and the inbox get a turn.
+const READ_BUDGET: usize = 512;
+const MAX_DATAGRAM: usize = 65_536;
+
+pub struct Shard {
+    pub engine: Engine,
+    pub poll: Poll,
+    pub sockets: Vec<(UdpSocket, SocketAddr)>,
+    pub inbox: crossbeam_channel::Receiver<HookReply>,
+    pub hooks: Hooks,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Shard {
+    pub fn register(poll: &Poll, sockets: &mut [(UdpSocket, SocketAddr)]) -> std::io::Result<()> {
+        for (i, (socket, _)) in sockets.iter_mut().enumerate() {
+            poll.registry().register(socket, Token(i), Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    pub fn run(mut self) -> Stats {
+        let mut events = Events::with_capacity(256);
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut backlog = false;
+        while !self.stop.load(Ordering::Acquire) {
+            let timeout = if backlog {
+                Some(Duration::ZERO)
+            } else {
+                self.engine.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "poll failed; shard stops");
+                    break;
+                }
+            }
+            let now = Instant::now();
+            backlog = false;
+            for i in 0..self.sockets.len() {
+                backlog |= self.read(i, now, &mut buf);
+            }
+            for reply in self.inbox.try_iter() {
+                self.engine.handle_hook_reply(now, reply);
+            }
+            self.engine.handle_timeout(Instant::now());
+            self.flush();
+        }
+        let stats = self.engine.stats;
+        self.hooks.shutdown();
+        stats
+    }
+
+    /// Drains one socket up to the budget; true when datagrams may remain.
+    fn read(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BUDGET {
+            let (socket, local) = &self.sockets[i];
+            match socket.recv_from(buf) {
+                Ok((n, src)) => {
+                    let local = *local;
+                    self.engine.handle_datagram(now, local, src, &buf[..n]);
+                    self.flush();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // ICMP errors from earlier sends surface here (ECONNREFUSED); nothing to do.
+                Err(e) => tracing::debug!(error = %e, "recv_from"),
+            }
+        }
+        true
+    }
+
+    fn flush(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Transmit(t) => {
+                    let socket = self.sockets.iter().find(|(_, l)| *l == t.local).or(self.sockets.first());
+                    if let Some((socket, _)) = socket {
+                        if let Err(e) = socket.send_to(&t.bytes, t.dst) {
+                            // Lost like any UDP datagram: retransmission timers cover it.
+                            tracing::debug!(dst = %t.dst, error = %e, "send_to");
+                        }
+                    }
+                }
+                Output::Hook(job) => {
+                    if let Err(Msg::Job(job)) = self.hooks.submit(Msg::Job(job)) {
+                        tracing::warn!(call_sid = %job.call_sid, "hook queue full; hook dropped");
+                    }
+                }
+                Output::CallGone(sid) => {
+                    let _ = self.hooks.submit(Msg::Gone(sid));
+                }
+            }
+        }
+    }
+}
+
+/// Wakes the shard when a hook answer arrives or when it must stop.
+pub fn reply_sink(tx: crossbeam_channel::Sender<HookReply>, waker: Arc<Waker>) -> crate::hooks::worker::ReplySink {
+    Arc::new(move |reply| {
+        if tx.send(reply).is_ok() {
+            let _ = waker.wake();
+        }
+    })
+}

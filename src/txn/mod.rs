@@ -1,0 +1,113 @@
+//! RFC 3261 §17 transaction timing over UDP, sans-IO: each schedule is advanced with `now`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+    }
+}
+
+impl Timers {
+    /// Timer B/F/H and the 2xx-retransmission limit: 64·T1.
+    pub fn give_up(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fire {
+    Resend,
+    GiveUp,
+}
+
+/// A retransmission schedule: first after T1, doubling up to T2, abandoned after 64·T1.
+/// Timers E/F (client non-INVITE), G/H (INVITE final responses) and the UAS 2xx
+/// retransmission of §13.3.1.4 all follow this shape.
+#[derive(Clone, Debug)]
+pub struct Retransmit {
+    next: Instant,
+    interval: Duration,
+    cap: Duration,
+    give_up: Instant,
+}
+
+impl Retransmit {
+    pub fn new(now: Instant, timers: &Timers) -> Retransmit {
+        Retransmit { next: now + timers.t1, interval: timers.t1, cap: timers.t2, give_up: now + timers.give_up() }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.next.min(self.give_up)
+    }
+
+    /// A provisional response moves a non-INVITE client transaction to T2 spacing (§17.1.2.2).
+    pub fn provisional(&mut self, now: Instant) {
+        self.interval = self.cap;
+        self.next = now + self.cap;
+    }
+
+    pub fn poll(&mut self, now: Instant) -> Option<Fire> {
+        if now >= self.give_up {
+            return Some(Fire::GiveUp);
+        }
+        if now < self.next {
+            return None;
+        }
+        self.interval = (self.interval * 2).min(self.cap);
+        self.next = now + self.interval;
+        Some(Fire::Resend)
+    }
+}
+
+/// A request baton sent and whose final response it awaits (non-INVITE client transaction).
+#[derive(Clone, Debug)]
+pub struct ClientTxn {
+    pub branch: String,
+    pub method: String,
+    pub bytes: Vec<u8>,
+    pub dst: SocketAddr,
+    pub timer: Retransmit,
+}
+
+/// What a server transaction answered, kept until Timer J so retransmissions get the same
+/// answer again without reaching the application.
+#[derive(Clone, Debug)]
+pub struct Answered {
+    pub branch: String,
+    pub method: String,
+    pub bytes: Vec<u8>,
+    pub until: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_to_t2_then_gives_up_at_64_t1() {
+        let t = Timers::default();
+        let start = Instant::now();
+        let mut r = Retransmit::new(start, &t);
+        let mut fired = Vec::new();
+        let mut now;
+        loop {
+            now = r.deadline();
+            match r.poll(now) {
+                Some(Fire::Resend) => fired.push((now - start).as_millis()),
+                Some(Fire::GiveUp) => break,
+                None => unreachable!("deadline reached without firing"),
+            }
+        }
+        assert_eq!(fired[..5], [500, 1500, 3500, 7500, 11500]);
+        assert_eq!((now - start).as_millis(), 32_000);
+    }
+}
