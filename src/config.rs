@@ -98,10 +98,32 @@ macro_rules! prefer {
 impl Options {
     /// Flags over the file.
     pub fn over(self, file: Options) -> Options {
-        prefer!(self, file, call_hook, call_status_hook, app, hook_base, webhook_secret, refer_domain,
-                notify_timeout, sdp_direction, public_ip, max_calls, max_message_size, max_headers,
-                t1_ms, t2_ms, t4_ms, hook_timeout_ms, hook_retries, hook_backoff_ms, hook_queue,
-                account_sid, application_sid, env_vars)
+        prefer!(
+            self,
+            file,
+            call_hook,
+            call_status_hook,
+            app,
+            hook_base,
+            webhook_secret,
+            refer_domain,
+            notify_timeout,
+            sdp_direction,
+            public_ip,
+            max_calls,
+            max_message_size,
+            max_headers,
+            t1_ms,
+            t2_ms,
+            t4_ms,
+            hook_timeout_ms,
+            hook_retries,
+            hook_backoff_ms,
+            hook_queue,
+            account_sid,
+            application_sid,
+            env_vars
+        )
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Options, String> {
@@ -202,7 +224,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let file: Options = toml::from_str("listen = [\"udp:127.0.0.1:5070\"]\ncall_hook = \"http://file/call\"\nmax_calls = 7\n[env_vars]\nA = \"b\"").unwrap();
+        let file: Options = toml::from_str(
+            "listen = [\"udp:127.0.0.1:5070\"]\ncall_hook = \"http://file/call\"\nmax_calls = 7\n[env_vars]\nA = \"b\"",
+        )
+        .unwrap();
         let flags = Options { call_hook: Some("http://flag/call".into()), ..Options::default() };
         let cfg = flags.over(file).into_server_config().unwrap();
         assert_eq!(cfg.listen, vec!["127.0.0.1:5070".parse().unwrap()]);

@@ -222,7 +222,8 @@ impl Engine {
         let core = match msg.core() {
             Ok(core) => core,
             Err(e) => {
-                let answerable = matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some();
+                let answerable =
+                    matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some();
                 if answerable {
                     self.stats.bad_requests += 1;
                     self.stateless(local, src, &msg, 400, &e.to_string(), &[]);
@@ -280,7 +281,14 @@ impl Engine {
                 None => {
                     match method {
                         "ACK" => {}
-                        "OPTIONS" => self.stateless(local, src, &msg, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")]),
+                        "OPTIONS" => self.stateless(
+                            local,
+                            src,
+                            &msg,
+                            200,
+                            "OK",
+                            &[("Allow", ALLOW), ("Accept", "application/sdp")],
+                        ),
                         m if ALLOW.split(", ").any(|a| a == m) || core.to.tag().is_some() => {
                             self.stats.unknown_dialog += 1;
                             self.stateless(local, src, &msg, 481, reason(481), &[]);
@@ -323,7 +331,7 @@ impl Engine {
         if slot.call.finished(now) {
             let sid = slot.call.sid.clone();
             if let Some(slot) = self.calls.remove(&key) {
-                self.by_call_id.remove(&slot.call.dialog_call_id().to_string());
+                self.by_call_id.remove(slot.call.dialog_call_id());
             }
             self.out.push_back(Output::CallGone(sid));
             return;
@@ -338,7 +346,15 @@ impl Engine {
     }
 
     /// Answers without creating state (RFC 3261 §8.2.7): errors, OPTIONS, overload.
-    fn stateless(&mut self, local: SocketAddr, dst: SocketAddr, msg: &Message<'_>, code: u16, why: &str, extra: &[(&str, &str)]) {
+    fn stateless(
+        &mut self,
+        local: SocketAddr,
+        dst: SocketAddr,
+        msg: &Message<'_>,
+        code: u16,
+        why: &str,
+        extra: &[(&str, &str)],
+    ) {
         let tag = self.ids.tag();
         let mut w = Writer::response_to(msg, code, why, Some(&tag));
         for (name, value) in extra {

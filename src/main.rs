@@ -20,7 +20,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        options: Box<Options>,
     },
     /// Validate application documents: prints each problem, exits 1 if there is any.
     Check {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
-        Command::Serve { config, options } => serve(config, options),
+        Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
     }
 }
@@ -50,10 +50,11 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
-    };
+    let mut signals =
+        match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+        };
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
@@ -71,9 +72,9 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for path in files {
-        let result = std::fs::read_to_string(path).map_err(|e| vec![e.to_string()]).and_then(|text| {
-            parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect())
-        });
+        let result = std::fs::read_to_string(path)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|text| parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect()));
         match result {
             Ok(steps) => println!("{}: ok ({} verbs)", path.display(), steps.len()),
             Err(problems) => {

@@ -29,7 +29,8 @@ impl Server {
         let poll = Poll::new()?;
         let mut sockets = Vec::with_capacity(config.listen.len());
         for addr in &config.listen {
-            let socket = bind_udp(*addr).map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on udp:{addr}: {e}")))?;
+            let socket = bind_udp(*addr)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on udp:{addr}: {e}")))?;
             let local = socket.local_addr()?;
             sockets.push((socket, local));
         }

@@ -35,15 +35,42 @@ fn doc_error(problem: impl Into<String>) -> Vec<DocError> {
 
 /// Verbs of the jambonz dialect that need a media engine.
 const MEDIA_VERBS: &[&str] = &[
-    "say", "play", "gather", "listen", "stream", "dial", "transcribe", "conference", "enqueue",
-    "dequeue", "leave", "lex", "rasa", "dialogflow", "llm", "dub", "dtmf", "record", "s2s",
-    "message", "alert", "siprec",
+    "say",
+    "play",
+    "gather",
+    "listen",
+    "stream",
+    "dial",
+    "transcribe",
+    "conference",
+    "enqueue",
+    "dequeue",
+    "leave",
+    "lex",
+    "rasa",
+    "dialogflow",
+    "llm",
+    "dub",
+    "dtmf",
+    "record",
+    "s2s",
+    "message",
+    "alert",
+    "siprec",
 ];
 
 /// Headers the application may not set: baton owns them (SPEC §2.1).
 const RESERVED: &[Name] = &[
-    Name::Via, Name::From, Name::To, Name::CallId, Name::CSeq, Name::Contact,
-    Name::ContentLength, Name::MaxForwards, Name::ReferTo, Name::ReferredBy,
+    Name::Via,
+    Name::From,
+    Name::To,
+    Name::CallId,
+    Name::CSeq,
+    Name::Contact,
+    Name::ContentLength,
+    Name::MaxForwards,
+    Name::ReferTo,
+    Name::ReferredBy,
 ];
 
 /// A whole application document (a file or a call_hook answer): must hold at least one verb.
@@ -180,12 +207,19 @@ impl<'a> Props<'a, '_> {
                     let path = format!("{key}.{k}");
                     match (k.as_str(), v) {
                         ("url", Value::String(u)) if !u.trim().is_empty() => hook.url = u.trim().to_string(),
-                        ("method", Value::String(m)) if m.eq_ignore_ascii_case("post") => hook.method = HttpMethod::Post,
+                        ("method", Value::String(m)) if m.eq_ignore_ascii_case("post") => {
+                            hook.method = HttpMethod::Post
+                        }
                         ("method", Value::String(m)) if m.eq_ignore_ascii_case("get") => hook.method = HttpMethod::Get,
                         ("method", _) => self.fail(&path, "must be \"POST\" or \"GET\""),
                         ("username" | "password", Value::String(s)) => {
-                            let auth = hook.auth.get_or_insert(BasicAuth { username: String::new(), password: String::new() });
-                            if k == "username" { auth.username = s.clone() } else { auth.password = s.clone() }
+                            let auth =
+                                hook.auth.get_or_insert(BasicAuth { username: String::new(), password: String::new() });
+                            if k == "username" {
+                                auth.username = s.clone()
+                            } else {
+                                auth.password = s.clone()
+                            }
                         }
                         (k, _) if ignored.contains(&k) => {}
                         ("url" | "username" | "password", _) => self.fail(&path, "must be a non-empty string"),
@@ -199,7 +233,13 @@ impl<'a> Props<'a, '_> {
                 Some(hook)
             }
             other => {
-                self.fail(key, format!("must be a URL string or a {{url, method, username, password}} object, not {}", kind(other)));
+                self.fail(
+                    key,
+                    format!(
+                        "must be a URL string or a {{url, method, username, password}} object, not {}",
+                        kind(other)
+                    ),
+                );
                 None
             }
         }
@@ -298,7 +338,15 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             let event_hook = p.hook("eventHook", &[]);
             let timeout = p.seconds("timeout", false);
             refer_to.map(|refer_to| {
-                Verb::Refer(Refer { refer_to, referred_by, referred_by_display, headers, action_hook, event_hook, timeout })
+                Verb::Refer(Refer {
+                    refer_to,
+                    referred_by,
+                    referred_by_display,
+                    headers,
+                    action_hook,
+                    event_hook,
+                    timeout,
+                })
             })
         }
         "sip:decline" => {
@@ -409,12 +457,20 @@ mod tests {
                 "verb 0 (sip:refer), property \"bogus\": unknown property",
             ]
         );
-        assert_eq!(errors(r#"[{"verb":"say","text":"hi"}]"#), vec!["verb 0 (say): say: needs media, which baton does not provide"]);
+        assert_eq!(
+            errors(r#"[{"verb":"say","text":"hi"}]"#),
+            vec!["verb 0 (say): say: needs media, which baton does not provide"]
+        );
         assert_eq!(errors(r#"[{"verb":"dance"}]"#), vec!["verb 0 (dance): unknown verb \"dance\""]);
-        assert_eq!(errors(r#"[{"verb":"pause","length":"5"}]"#), vec!["verb 0 (pause), property \"length\": must be a number of seconds, not a string"]);
+        assert_eq!(
+            errors(r#"[{"verb":"pause","length":"5"}]"#),
+            vec!["verb 0 (pause), property \"length\": must be a number of seconds, not a string"]
+        );
         assert_eq!(errors("[]"), vec!["document: the document holds no verbs"]);
         assert!(errors("[").first().unwrap().starts_with("document: not valid JSON"));
-        assert_eq!(errors(r#"[{"verb":"sip:refer","referTo":"x","headers":{"Bad Name":"v"}}]"#),
-            vec!["verb 0 (sip:refer), property \"headers.Bad Name\": header name is not a SIP token"]);
+        assert_eq!(
+            errors(r#"[{"verb":"sip:refer","referTo":"x","headers":{"Bad Name":"v"}}]"#),
+            vec!["verb 0 (sip:refer), property \"headers.Bad Name\": header name is not a SIP token"]
+        );
     }
 }

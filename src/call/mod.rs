@@ -40,12 +40,22 @@ enum Running {
     /// Ready to start the next verb.
     Idle,
     /// Waiting for a hook's answer.
-    Hook { token: u64, after: AfterHook },
+    Hook {
+        token: u64,
+        after: AfterHook,
+    },
     /// The current verb needs the dialog: waiting for the ACK of our 200.
     AwaitAck,
-    Pause { until: Instant },
-    Refer { transfer: Transfer, branch: String },
-    Request { branch: String },
+    Pause {
+        until: Instant,
+    },
+    Refer {
+        transfer: Transfer,
+        branch: String,
+    },
+    Request {
+        branch: String,
+    },
     /// The application is over.
     Stopped,
 }
@@ -215,7 +225,15 @@ impl Call {
     }
 
     /// Answers a non-INVITE request and keeps the answer for its retransmissions (Timer J).
-    fn reply(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr, code: u16, extra: &[(&str, &str)]) {
+    fn reply(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        msg: &Message<'_>,
+        core: &Core<'_>,
+        src: SocketAddr,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
         let mut w = Writer::response_to(msg, code, reason(code), Some(&self.dialog.local_tag));
         for (name, value) in extra {
             w.header(name, value);
@@ -230,7 +248,14 @@ impl Call {
         self.transmit(ctx, src, bytes);
     }
 
-    fn respond_invite(&mut self, ctx: &mut Ctx<'_>, code: u16, reason: &str, extra: &[(String, String)], body: Option<(&str, &[u8])>) {
+    fn respond_invite(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        code: u16,
+        reason: &str,
+        extra: &[(String, String)],
+        body: Option<(&str, &[u8])>,
+    ) {
         let Ok(invite) = parse(&self.invite) else { return };
         let tag = (code > 100).then_some(self.dialog.local_tag.as_str());
         let mut w = Writer::response_to(&invite, code, reason, tag);
@@ -249,7 +274,14 @@ impl Call {
         self.transmit(ctx, self.dialog.peer, bytes);
     }
 
-    fn send_request(&mut self, ctx: &mut Ctx<'_>, method: &str, purpose: Purpose, extra: &[(String, String)], body: Option<(&str, &[u8])>) -> (String, u32) {
+    fn send_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        method: &str,
+        purpose: Purpose,
+        extra: &[(String, String)],
+        body: Option<(&str, &[u8])>,
+    ) -> (String, u32) {
         let branch = ctx.ids.branch(self.key);
         let (mut w, cseq) = self.dialog.request(method, &branch);
         for (name, value) in extra {
@@ -258,7 +290,13 @@ impl Call {
         let bytes = w.finish(body);
         let dst = self.dialog.next_hop();
         self.transmit(ctx, dst, bytes.clone());
-        let txn = ClientTxn { branch: branch.clone(), method: method.to_string(), bytes, dst, timer: Retransmit::new(ctx.now, &ctx.cfg.timers) };
+        let txn = ClientTxn {
+            branch: branch.clone(),
+            method: method.to_string(),
+            bytes,
+            dst,
+            timer: Retransmit::new(ctx.now, &ctx.cfg.timers),
+        };
         self.client.push((txn, purpose));
         (branch, cseq)
     }
@@ -281,7 +319,7 @@ impl Call {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
         tracing::info!(call_sid = %self.sid, reason = %why, "call rejected");
         if self.phase == Phase::Early {
-            self.respond_invite(ctx, 480, "Temporarily Unavailable", &vec![("X-Reason".into(), why)], None);
+            self.respond_invite(ctx, 480, "Temporarily Unavailable", &[("X-Reason".into(), why)], None);
         }
         self.end(ctx, Status::Failed, Some("baton"));
     }
@@ -390,8 +428,10 @@ impl Call {
                 self.finish_verb(ctx, None);
             }
             Verb::Request(r) => {
-                let content_type = r.headers.iter().find(|(n, _)| Name::lookup(n) == Name::ContentType).map(|(_, v)| v.clone());
-                let headers: Headers = r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
+                let content_type =
+                    r.headers.iter().find(|(n, _)| Name::lookup(n) == Name::ContentType).map(|(_, v)| v.clone());
+                let headers: Headers =
+                    r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
                 let body = r.body.as_deref().map(|b| (content_type.as_deref().unwrap_or("text/plain"), b.as_bytes()));
                 let (branch, _) = self.send_request(ctx, &r.method, Purpose::Request, &headers, body);
                 self.running = Running::Request { branch };
@@ -509,9 +549,15 @@ impl Call {
                 let sdp = self.our_sdp.clone().unwrap_or_default();
                 let mut w = Writer::response_to(msg, 200, "OK", Some(&self.dialog.local_tag));
                 w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
-                let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty())).then_some(("application/sdp", sdp.as_bytes()));
+                let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
+                    .then_some(("application/sdp", sdp.as_bytes()));
                 let bytes = w.finish(body);
-                self.answered.push(Answered { branch: branch.to_string(), method: method.to_string(), bytes: bytes.clone(), until: ctx.now + ctx.cfg.timers.give_up() });
+                self.answered.push(Answered {
+                    branch: branch.to_string(),
+                    method: method.to_string(),
+                    bytes: bytes.clone(),
+                    until: ctx.now + ctx.cfg.timers.give_up(),
+                });
                 self.transmit(ctx, src, bytes);
             }
             "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
@@ -539,7 +585,12 @@ impl Call {
         }
         // CANCEL's response carries the To as received (RFC 3261 §9.2).
         let bytes = Writer::response_to(msg, 200, "OK", None).finish(None);
-        self.answered.push(Answered { branch: self.invite_branch.clone(), method: "CANCEL".into(), bytes: bytes.clone(), until: ctx.now + ctx.cfg.timers.give_up() });
+        self.answered.push(Answered {
+            branch: self.invite_branch.clone(),
+            method: "CANCEL".into(),
+            bytes: bytes.clone(),
+            until: ctx.now + ctx.cfg.timers.give_up(),
+        });
         self.transmit(ctx, src, bytes);
         if self.phase == Phase::Early && self.sip_status < 200 {
             self.respond_invite(ctx, 487, "Request Terminated", &[], None);
@@ -594,7 +645,9 @@ impl Call {
     pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) {
         let Some(code) = msg.status() else { return };
         let Some(branch) = core.via.branch() else { return };
-        let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else { return };
+        let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else {
+            return;
+        };
         if code < 200 {
             self.client[i].0.timer.provisional(ctx.now);
             return;
@@ -605,7 +658,15 @@ impl Call {
     }
 
     /// A client transaction ended: with a final response, or timed out (408).
-    fn on_final(&mut self, ctx: &mut Ctx<'_>, branch: &str, purpose: Purpose, code: u16, why: &str, refer_sub_false: bool) {
+    fn on_final(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        branch: &str,
+        purpose: Purpose,
+        code: u16,
+        why: &str,
+        refer_sub_false: bool,
+    ) {
         match (purpose, &mut self.running) {
             (Purpose::Refer, Running::Refer { transfer, branch: b }) if b == branch => {
                 if code >= 300 {

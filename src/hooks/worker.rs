@@ -48,6 +48,9 @@ pub enum Msg {
 /// Where answers to awaited hooks go (the shard's inbox, which wakes the shard).
 pub type ReplySink = Arc<dyn Fn(HookReply) + Send + Sync>;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFull;
+
 pub struct Hooks {
     tx: mpsc::Sender<Msg>,
     thread: JoinHandle<()>,
@@ -69,11 +72,9 @@ impl Hooks {
         Ok(Hooks { tx, thread })
     }
 
-    /// Never blocks: a full queue hands the message back.
-    pub fn submit(&self, msg: Msg) -> Result<(), Msg> {
-        self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-        })
+    /// Never blocks: when the queue is full (or closed) the message is not taken.
+    pub fn submit(&self, msg: Msg) -> Result<(), QueueFull> {
+        self.tx.try_send(msg).map_err(|_| QueueFull)
     }
 
     /// Closes the queue and waits until every queued hook has been delivered or given up.
@@ -165,10 +166,9 @@ impl Deliverer {
 
     async fn attempt(&self, url: &Url, job: &HookJob, body: &[u8]) -> Result<String, (Failure, String)> {
         let (mut req, signed) = match job.hook.method {
-            HttpMethod::Post => (
-                self.client.post(url.clone()).header("Content-Type", "application/json").body(body.to_vec()),
-                body,
-            ),
+            HttpMethod::Post => {
+                (self.client.post(url.clone()).header("Content-Type", "application/json").body(body.to_vec()), body)
+            }
             HttpMethod::Get => (self.client.get(query_url(url, &job.body)), &b""[..]),
         };
         if let Some(auth) = &job.hook.auth {

@@ -99,8 +99,9 @@ impl Shard {
                     }
                 }
                 Output::Hook(job) => {
-                    if let Err(Msg::Job(job)) = self.hooks.submit(Msg::Job(job)) {
-                        tracing::warn!(call_sid = %job.call_sid, "hook queue full; hook dropped");
+                    let sid = job.call_sid.clone();
+                    if self.hooks.submit(Msg::Job(job)).is_err() {
+                        tracing::warn!(call_sid = %sid, "hook queue full; hook dropped");
                     }
                 }
                 Output::CallGone(sid) => {

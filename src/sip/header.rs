@@ -61,18 +61,13 @@ impl Name {
             ("route", Name::Route),
             ("p-asserted-identity", Name::PAssertedIdentity),
         ];
-        LONG.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(raw))
-            .map_or(Name::Other, |(_, name)| *name)
+        LONG.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name)
     }
 }
 
 /// RFC 3261 `token` characters.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-        })
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
 /// Trims SIP linear white space, including the CRLF of a folded line.

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn parses_the_three_schemes() {
         let u = Uri::parse("sip:bob@10.0.0.2:5070;transport=udp").unwrap();
-        assert_eq!((u.scheme, u.user, u.host, u.port, u.rest), (Scheme::Sip, Some("bob"), "10.0.0.2", Some(5070), ";transport=udp"));
+        assert_eq!(
+            (u.scheme, u.user, u.host, u.port, u.rest),
+            (Scheme::Sip, Some("bob"), "10.0.0.2", Some(5070), ";transport=udp")
+        );
         assert_eq!(u.socket_addr(), Some("10.0.0.2:5070".parse().unwrap()));
         let u = Uri::parse("SIPS:alice@example.com").unwrap();
         assert_eq!((u.scheme, u.host, u.socket_addr()), (Scheme::Sips, "example.com", None));

@@ -1,0 +1,51 @@
+//! The binary: `baton check` and `baton serve` argument handling.
+
+use std::process::Command;
+
+fn baton() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("baton-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_refuses_header_injection_and_names_each_problem() {
+    let bad = write(
+        "bad.json",
+        r#"[{"verb": "sip:refer", "referTo": "agent", "headers": {"X-A": "1\r\nVia: SIP/2.0/UDP evil"}},
+            {"verb": "play", "url": "x.wav"}]"#,
+    );
+    let out = baton().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("verb 0 (sip:refer), property \"headers.X-A\": header value must not contain CR, LF or NUL"),
+        "{text}"
+    );
+    assert!(text.contains("verb 1 (play): play: needs media"), "{text}");
+}
+
+#[test]
+fn check_accepts_a_good_document() {
+    let good = write("good.json", r#"[{"sip:refer": {"referTo": "+15083084809", "actionHook": "/action"}}]"#);
+    let out = baton().arg("check").arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 verbs)"));
+}
+
+#[test]
+fn serve_explains_a_bad_configuration() {
+    let out = baton().args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--call-hook URL or --app FILE"));
+    let bad = write("bad-app.json", r#"[{"verb": "sip:refer"}]"#);
+    let out = baton().args(["serve", "--listen", "127.0.0.1:0", "--app"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verb 0 (sip:refer), property \"referTo\": is required"));
+}

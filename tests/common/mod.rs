@@ -1,0 +1,343 @@
+//! Test parts: a real HTTP hook server (axum) and a carrier that speaks SIP over loopback UDP.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use baton::app::Hook;
+use baton::engine::Settings;
+use baton::hooks::worker::HookSettings;
+use baton::server::{Server, ServerConfig};
+use baton::sip::header::Name;
+use baton::sip::parse::{parse, Message};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+// ---- hooks ------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub method: String,
+    pub query: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    body: String,
+    delay: Duration,
+}
+
+#[derive(Clone, Default)]
+struct HookState {
+    log: Arc<Mutex<Vec<Recorded>>>,
+    replies: Arc<Mutex<HashMap<String, Reply>>>,
+}
+
+pub struct HookServer {
+    pub addr: SocketAddr,
+    state: HookState,
+    _rt: tokio::runtime::Runtime,
+}
+
+async fn record(
+    State(s): State<HookState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let rec = Recorded {
+        path: uri.path().to_string(),
+        method: method.to_string(),
+        query: uri.query().unwrap_or_default().to_string(),
+        headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let reply = s.replies.lock().unwrap().get(&rec.path).cloned();
+    s.log.lock().unwrap().push(rec);
+    let reply = reply.unwrap_or(Reply { status: 200, body: String::new(), delay: Duration::ZERO });
+    tokio::time::sleep(reply.delay).await;
+    (StatusCode::from_u16(reply.status).unwrap(), reply.body)
+}
+
+impl HookServer {
+    pub fn start() -> HookServer {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let state = HookState::default();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(record).with_state(state.clone());
+        rt.spawn(async move { axum::serve(listener, app).await });
+        HookServer { addr, state, _rt: rt }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn reply(&self, path: &str, status: u16, body: &str) {
+        self.reply_after(path, status, body, Duration::ZERO);
+    }
+
+    pub fn reply_after(&self, path: &str, status: u16, body: &str, delay: Duration) {
+        self.state.replies.lock().unwrap().insert(path.into(), Reply { status, body: body.into(), delay });
+    }
+
+    pub fn all(&self) -> Vec<Recorded> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    pub fn at(&self, path: &str) -> Vec<Recorded> {
+        self.all().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// Waits until `path` has received at least `n` requests.
+    pub fn wait(&self, path: &str, n: usize) -> Vec<Recorded> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.at(path);
+            if got.len() >= n || Instant::now() > deadline {
+                assert!(got.len() >= n, "{path}: expected {n} hooks, got {}: {got:#?}", got.len());
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// ---- baton ------------------------------------------------------------------------------
+
+/// Settings with short timers so timeouts happen in test time.
+pub fn settings(hooks: &HookServer) -> Settings {
+    let mut s = Settings {
+        call_hook: Some(Hook::post(hooks.url("/call"))),
+        status_hook: Some(Hook::post(hooks.url("/status"))),
+        ..Settings::default()
+    };
+    s.timers.t1 = Duration::from_millis(50);
+    s.timers.t2 = Duration::from_millis(400);
+    s
+}
+
+pub fn start(settings: Settings, hooks: &HookServer) -> Server {
+    let hook_settings = HookSettings {
+        base: Some(url::Url::parse(&hooks.url("/call")).unwrap()),
+        secret: Some("s3cret".into()),
+        backoff: Duration::from_millis(20),
+        ..HookSettings::default()
+    };
+    Server::start(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], settings, hooks: hook_settings })
+        .unwrap()
+}
+
+// ---- the carrier ------------------------------------------------------------------------
+
+pub struct Sip(pub Vec<u8>);
+
+impl Sip {
+    pub fn msg(&self) -> Message<'_> {
+        parse(&self.0).unwrap_or_else(|e| panic!("baton sent an unparsable message ({e}): {}", self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+    pub fn method(&self) -> Option<String> {
+        self.msg().method().map(str::to_string)
+    }
+    pub fn status(&self) -> Option<u16> {
+        self.msg().status()
+    }
+    pub fn header(&self, name: Name) -> Option<String> {
+        self.msg().get(name).map(str::to_string)
+    }
+    pub fn raw(&self, name: &str) -> Option<String> {
+        self.msg().get_raw(name).map(str::to_string)
+    }
+    pub fn cseq(&self) -> (u32, String) {
+        let m = self.msg();
+        let c = baton::sip::header::CSeq::parse(m.get(Name::CSeq).unwrap()).unwrap();
+        (c.seq, c.method.to_string())
+    }
+    pub fn branch(&self) -> String {
+        self.msg().core().unwrap().via.branch().unwrap().to_string()
+    }
+}
+
+pub struct Carrier {
+    pub sock: UdpSocket,
+    pub baton: SocketAddr,
+}
+
+pub const OFFER: &str = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+impl Carrier {
+    pub fn new(baton: SocketAddr) -> Carrier {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        Carrier { sock, baton }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    pub fn send(&self, text: &str) {
+        self.sock.send_to(text.as_bytes(), self.baton).unwrap();
+    }
+
+    pub fn send_bytes(&self, bytes: &[u8]) {
+        self.sock.send_to(bytes, self.baton).unwrap();
+    }
+
+    /// Next datagram within `timeout`.
+    pub fn recv_within(&self, timeout: Duration) -> Option<Sip> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                return Some(Sip(buf[..n].to_vec()));
+            }
+        }
+        None
+    }
+
+    /// Waits for a message that satisfies `want`, skipping others (provisionals, retransmissions).
+    pub fn expect(&self, what: &str, want: impl Fn(&Sip) -> bool) -> Sip {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv_within(Duration::from_millis(100)) {
+                if want(&m) {
+                    return m;
+                }
+                seen.push(m.text());
+            }
+        }
+        panic!("no {what} from baton; saw instead: {seen:#?}");
+    }
+
+    pub fn expect_request(&self, method: &str) -> Sip {
+        self.expect(method, |m| m.method().as_deref() == Some(method))
+    }
+
+    pub fn expect_response(&self, method: &str, final_only: bool) -> Sip {
+        self.expect(&format!("response to {method}"), |m| {
+            m.status().is_some_and(|s| !final_only || s >= 200) && m.cseq().1 == method
+        })
+    }
+
+    /// Asserts nothing matching arrives for `quiet`.
+    pub fn expect_none(&self, quiet: Duration, what: &str, matches: impl Fn(&Sip) -> bool) {
+        let deadline = Instant::now() + quiet;
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv_within(Duration::from_millis(20)) {
+                assert!(!matches(&m), "unexpected {what}: {}", m.text());
+            }
+        }
+    }
+
+    pub fn invite_text(&self, call_id: &str, extra: &str) -> String {
+        let me = self.addr();
+        format!(
+            "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{call_id}\r\n\
+             Max-Forwards: 70\r\nFrom: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\n\
+             To: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{me}>\r\n{extra}\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+            OFFER.len(),
+            baton = self.baton,
+        )
+    }
+
+    /// INVITE → 100 → 200 (with SDP) → ACK. Returns the established leg.
+    pub fn call(&self, call_id: &str) -> Leg<'_> {
+        self.call_with(call_id, "")
+    }
+
+    pub fn call_with(&self, call_id: &str, extra: &str) -> Leg<'_> {
+        self.send(&self.invite_text(call_id, extra));
+        let ok = self.expect("200 to INVITE", |m| m.status() == Some(200) && m.cseq().1 == "INVITE");
+        let to = ok.header(Name::To).unwrap();
+        let me = self.addr();
+        self.send(&format!(
+            "ACK sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ack-{call_id}\r\nMax-Forwards: 70\r\n\
+             From: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            baton = self.baton
+        ));
+        Leg { carrier: self, call_id: call_id.into(), to, cseq: 1, ok }
+    }
+}
+
+/// The carrier's side of an established call.
+pub struct Leg<'a> {
+    pub carrier: &'a Carrier,
+    pub call_id: String,
+    /// The To header baton answered with (carries baton's tag).
+    pub to: String,
+    pub cseq: u32,
+    pub ok: Sip,
+}
+
+impl Leg<'_> {
+    /// Answers a request from baton, copying its Via/From/To/Call-ID/CSeq.
+    pub fn respond(&self, req: &Sip, code: u16, extra: &str) {
+        let m = req.msg();
+        let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+        for h in m.headers.iter() {
+            if matches!(h.name, Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq) {
+                out.push_str(&format!("{}: {}\r\n", h.raw_name, h.value));
+            }
+        }
+        out.push_str(extra);
+        out.push_str("Content-Length: 0\r\n\r\n");
+        self.carrier.send(&out);
+    }
+
+    /// An in-dialog request from the carrier; returns (branch, text).
+    pub fn request(&mut self, method: &str, headers: &str, body: &str) -> String {
+        self.cseq += 1;
+        self.request_with_cseq(method, self.cseq, headers, body)
+    }
+
+    pub fn request_with_cseq(&self, method: &str, cseq: u32, headers: &str, body: &str) -> String {
+        let me = self.carrier.addr();
+        let call_id = &self.call_id;
+        format!(
+            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            baton = self.carrier.baton,
+            to = self.to,
+        )
+    }
+
+    /// Sends a NOTIFY for the refer subscription and returns baton's answer code.
+    pub fn notify(&mut self, refer: &Sip, status: &str, state: &str) -> u16 {
+        let id = refer.cseq().0;
+        let text = self.request(
+            "NOTIFY",
+            &format!(
+                "Event: refer;id={id}\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\n"
+            ),
+            &format!("SIP/2.0 {status}\r\n"),
+        );
+        self.carrier.send(&text);
+        self.carrier.expect_response("NOTIFY", true).status().unwrap()
+    }
+}
+
+/// Writes an application to the call hook's answer.
+pub fn app(hooks: &HookServer, verbs: Value) {
+    hooks.reply("/call", 200, &verbs.to_string());
+}
