@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Plays the carrier with SIPp against a real baton for every scenario in this folder and
+# checks each call's SIP flow (SIPp's verdict) and every hook it produced (hooks.py).
+#
+#   perf/sipp/run.sh [CALLS] [RATE] [SCENARIO...]
+#
+# Defaults: 20 calls per scenario at 10 calls/s. The acceptance run is `run.sh 1000 100 happy`.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+calls=${1:-20}
+rate=${2:-10}
+shift $(( $# > 2 ? 2 : $# ))
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(happy refused busy no_notify notify_first far_end_bye compact headers cancel hook_down)
+
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
+bin=${BATON_BIN:-$root/target/release/baton}
+if [ -z "${BATON_BIN:-}" ]; then
+  cargo build --quiet --release --manifest-path "$root/Cargo.toml" || exit 2
+fi
+
+work=$(mktemp -d)
+hook_port=${HOOK_PORT:-18080}
+python3 "$here/hooks.py" serve "$hook_port" "$work/hooks.jsonl" &
+hook_pid=$!
+trap 'kill $hook_pid 2>/dev/null; rm -rf "$work"' EXIT
+sleep 0.3
+
+failed=0
+port=15060
+for name in "${scenarios[@]}"; do
+  port=$((port + 2))
+  hooks="http://127.0.0.1:$hook_port/$name"
+  case $name in
+    cancel) app=(--call-hook "$hooks/slow-call") ;;
+    hook_down) app=(--call-hook "http://127.0.0.1:1/call") ;;
+    *) app=(--app "$here/apps/$name.json" --hook-base "$hooks/") ;;
+  esac
+  RUST_LOG=${RUST_LOG:-warn} "$bin" serve --listen "udp:127.0.0.1:$port" "${app[@]}" \
+    --call-status-hook "$hooks/status" 2>"$work/$name.baton.log" &
+  baton_pid=$!
+  sleep 0.3
+  started=$(date +%s.%N)
+  (cd "$work" && sipp "127.0.0.1:$port" -sf "$here/$name.xml" -m "$calls" -r "$rate" -l 2000 \
+      -i 127.0.0.1 -p $((port + 1)) -buff_size 4194304 -timeout 120s -timeout_error -nostdin \
+      -trace_err -error_file "$work/$name.errors" >"$work/$name.sipp.log" 2>&1)
+  sipp_rc=$?
+  elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+  # utime + stime of baton, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+  ticks=$(awk '{print $14 + $15}' "/proc/$baton_pid/stat" 2>/dev/null || echo 0)
+  cpu_us=$(( ticks * 1000000 / $(getconf CLK_TCK) ))
+  kill -TERM $baton_pid
+  wait $baton_pid
+  baton_rc=$?
+  python3 "$here/hooks.py" check "$name" "$work/hooks.jsonl" "$calls"
+  hooks_rc=$?
+  if [ $sipp_rc -eq 0 ] && [ $hooks_rc -eq 0 ] && [ $baton_rc -eq 0 ]; then
+    printf 'PASS %-13s %5d calls in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$elapsed" $((cpu_us / calls))
+  else
+    failed=$((failed + 1))
+    printf 'FAIL %-13s sipp=%d hooks=%d baton-exit=%d\n' "$name" $sipp_rc $hooks_rc $baton_rc
+    { tail -n 20 "$work/$name.errors" 2>/dev/null; echo; } | sed "s/^/  sipp: /"
+    tail -n 5 "$work/$name.baton.log" | sed 's/^/  baton: /'
+  fi
+done
+echo "$(( ${#scenarios[@]} - failed )) passed, $failed failed"
+[ $failed -eq 0 ]
