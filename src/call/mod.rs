@@ -296,6 +296,7 @@ impl Call {
             bytes,
             dst,
             timer: Retransmit::new(ctx.now, &ctx.cfg.timers),
+            absorb_until: None,
         };
         self.client.push((txn, purpose));
         (branch, cseq)
@@ -648,13 +649,18 @@ impl Call {
         let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else {
             return;
         };
+        let (txn, purpose) = &mut self.client[i];
+        if txn.absorb_until.is_some() {
+            return; // a retransmitted final response
+        }
         if code < 200 {
-            self.client[i].0.timer.provisional(ctx.now);
+            txn.timer.provisional(ctx.now);
             return;
         }
-        let (txn, purpose) = self.client.swap_remove(i);
+        txn.absorb_until = Some(ctx.now + ctx.cfg.timers.t4);
+        let (branch, purpose) = (txn.branch.clone(), *purpose);
         let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
-        self.on_final(ctx, &txn.branch, purpose, code, msg.reason(), refer_sub_false);
+        self.on_final(ctx, &branch, purpose, code, msg.reason(), refer_sub_false);
     }
 
     /// A client transaction ended: with a final response, or timed out (408).
@@ -697,8 +703,13 @@ impl Call {
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         self.answered.retain(|a| a.until > now);
+        self.client.retain(|(t, _)| t.absorb_until.is_none_or(|until| until > now));
         let mut i = 0;
         while i < self.client.len() {
+            if self.client[i].0.absorb_until.is_some() {
+                i += 1;
+                continue;
+            }
             match self.client[i].0.timer.poll(now) {
                 Some(Fire::Resend) => {
                     let (bytes, dst) = (self.client[i].0.bytes.clone(), self.client[i].0.dst);
@@ -754,7 +765,7 @@ impl Call {
         };
         self.client
             .iter()
-            .map(|(t, _)| t.timer.deadline())
+            .map(|(t, _)| t.deadline())
             .chain(self.invite_retx.as_ref().map(Retransmit::deadline))
             .chain(self.answered.iter().map(|a| a.until))
             .chain(running)

@@ -76,6 +76,14 @@ pub struct ClientTxn {
     pub bytes: Vec<u8>,
     pub dst: SocketAddr,
     pub timer: Retransmit,
+    /// Timer K: after the final response, retransmissions of it are absorbed until then.
+    pub absorb_until: Option<Instant>,
+}
+
+impl ClientTxn {
+    pub fn deadline(&self) -> Instant {
+        self.absorb_until.unwrap_or_else(|| self.timer.deadline())
+    }
 }
 
 /// What a server transaction answered, kept until Timer J so retransmissions get the same
