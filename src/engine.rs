@@ -236,17 +236,15 @@ impl Engine {
         let key = match msg.start {
             StartLine::Response { .. } => {
                 let call = core.via.branch().and_then(parse_branch).filter(|(s, _)| *s == self.shard).map(|(_, c)| c);
-                match call.and_then(|c| self.calls.get_mut(&c).map(|slot| (c, slot))) {
-                    Some((key, slot)) => {
-                        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-                        slot.call.on_response(&mut ctx, &msg, &core);
-                        key
-                    }
-                    None => {
-                        self.stats.stray_responses += 1;
-                        return;
-                    }
+                let Some((key, slot)) = call.and_then(|c| self.calls.get_mut(&c).map(|slot| (c, slot))) else {
+                    self.stats.stray_responses += 1;
+                    return;
+                };
+                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                if !slot.call.on_response(&mut ctx, &msg, &core) {
+                    self.stats.stray_responses += 1;
                 }
+                key
             }
             StartLine::Request { method, .. } => match self.by_call_id.get(core.call_id) {
                 Some(&key) => {

@@ -643,24 +643,25 @@ impl Call {
         self.hook(ctx, &hook, body, None);
     }
 
-    pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) {
-        let Some(code) = msg.status() else { return };
-        let Some(branch) = core.via.branch() else { return };
+    /// Returns false when the response matches no transaction of this call (a stray).
+    pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) -> bool {
+        let (Some(code), Some(branch)) = (msg.status(), core.via.branch()) else { return false };
         let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else {
-            return;
+            return false;
         };
         let (txn, purpose) = &mut self.client[i];
         if txn.absorb_until.is_some() {
-            return; // a retransmitted final response
+            return true; // a retransmitted final response
         }
         if code < 200 {
             txn.timer.provisional(ctx.now);
-            return;
+            return true;
         }
         txn.absorb_until = Some(ctx.now + ctx.cfg.timers.t4);
         let (branch, purpose) = (txn.branch.clone(), *purpose);
         let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
         self.on_final(ctx, &branch, purpose, code, msg.reason(), refer_sub_false);
+        true
     }
 
     /// A client transaction ended: with a final response, or timed out (408).

@@ -247,15 +247,7 @@ impl Carrier {
     }
 
     pub fn invite_text(&self, call_id: &str, extra: &str) -> String {
-        let me = self.addr();
-        format!(
-            "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{call_id}\r\n\
-             Max-Forwards: 70\r\nFrom: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\n\
-             To: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{me}>\r\n{extra}\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
-            OFFER.len(),
-            baton = self.baton,
-        )
+        invite_text(self.addr(), self.baton, call_id, extra)
     }
 
     /// INVITE → 100 → 200 (with SDP) → ACK. Returns the established leg.
@@ -267,13 +259,7 @@ impl Carrier {
         self.send(&self.invite_text(call_id, extra));
         let ok = self.expect("200 to INVITE", |m| m.status() == Some(200) && m.cseq().1 == "INVITE");
         let to = ok.header(Name::To).unwrap();
-        let me = self.addr();
-        self.send(&format!(
-            "ACK sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ack-{call_id}\r\nMax-Forwards: 70\r\n\
-             From: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-             CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-            baton = self.baton
-        ));
+        self.send(&ack_text(self.addr(), self.baton, call_id, &to));
         Leg { carrier: self, call_id: call_id.into(), to, cseq: 1, ok }
     }
 }
@@ -291,16 +277,7 @@ pub struct Leg<'a> {
 impl Leg<'_> {
     /// Answers a request from baton, copying its Via/From/To/Call-ID/CSeq.
     pub fn respond(&self, req: &Sip, code: u16, extra: &str) {
-        let m = req.msg();
-        let mut out = format!("SIP/2.0 {code} Whatever\r\n");
-        for h in m.headers.iter() {
-            if matches!(h.name, Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq) {
-                out.push_str(&format!("{}: {}\r\n", h.raw_name, h.value));
-            }
-        }
-        out.push_str(extra);
-        out.push_str("Content-Length: 0\r\n\r\n");
-        self.carrier.send(&out);
+        self.carrier.send(&response_text(req, code, extra));
     }
 
     /// An in-dialog request from the carrier; returns (branch, text).
@@ -310,29 +287,17 @@ impl Leg<'_> {
     }
 
     pub fn request_with_cseq(&self, method: &str, cseq: u32, headers: &str, body: &str) -> String {
-        let me = self.carrier.addr();
-        let call_id = &self.call_id;
-        format!(
-            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            body.len(),
-            baton = self.carrier.baton,
-            to = self.to,
-        )
+        let dialog =
+            Dialog { me: self.carrier.addr(), baton: self.carrier.baton, call_id: &self.call_id, to: &self.to };
+        dialog.request(method, cseq, headers, body)
     }
 
     /// Sends a NOTIFY for the refer subscription and returns baton's answer code.
     pub fn notify(&mut self, refer: &Sip, status: &str, state: &str) -> u16 {
-        let id = refer.cseq().0;
-        let text = self.request(
-            "NOTIFY",
-            &format!(
-                "Event: refer;id={id}\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\n"
-            ),
-            &format!("SIP/2.0 {status}\r\n"),
-        );
-        self.carrier.send(&text);
+        self.cseq += 1;
+        let dialog =
+            Dialog { me: self.carrier.addr(), baton: self.carrier.baton, call_id: &self.call_id, to: &self.to };
+        self.carrier.send(&dialog.notify(self.cseq, refer.cseq().0, status, state));
         self.carrier.expect_response("NOTIFY", true).status().unwrap()
     }
 }
@@ -340,4 +305,68 @@ impl Leg<'_> {
 /// Writes an application to the call hook's answer.
 pub fn app(hooks: &HookServer, verbs: Value) {
     hooks.reply("/call", 200, &verbs.to_string());
+}
+
+// ---- message text, shared by the loopback carrier and the sans-IO harness --------------
+
+pub fn invite_text(me: SocketAddr, baton: SocketAddr, call_id: &str, extra: &str) -> String {
+    format!(
+        "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\n\
+         To: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{me}>\r\n{extra}\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len(),
+    )
+}
+
+pub fn ack_text(me: SocketAddr, baton: SocketAddr, call_id: &str, to: &str) -> String {
+    format!(
+        "ACK sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ack-{call_id}\r\nMax-Forwards: 70\r\n\
+         From: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// A response to a request from baton, copying its Via/From/To/Call-ID/CSeq.
+pub fn response_text(req: &Sip, code: u16, extra: &str) -> String {
+    let m = req.msg();
+    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+    for h in m.headers.iter() {
+        if matches!(h.name, Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq) {
+            out.push_str(&format!("{}: {}\r\n", h.raw_name, h.value));
+        }
+    }
+    out.push_str(extra);
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// The carrier's view of a dialog, enough to write requests in it.
+pub struct Dialog<'a> {
+    pub me: SocketAddr,
+    pub baton: SocketAddr,
+    pub call_id: &'a str,
+    /// The To header baton answered with (carries baton's tag).
+    pub to: &'a str,
+}
+
+impl Dialog<'_> {
+    pub fn request(&self, method: &str, cseq: u32, headers: &str, body: &str) -> String {
+        let (me, baton, call_id, to) = (self.me, self.baton, self.call_id, self.to);
+        format!(
+            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+        )
+    }
+
+    pub fn notify(&self, cseq: u32, refer_cseq: u32, status: &str, state: &str) -> String {
+        self.request(
+            "NOTIFY",
+            cseq,
+            &format!("Event: refer;id={refer_cseq}\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\n"),
+            &format!("SIP/2.0 {status}\r\n"),
+        )
+    }
 }

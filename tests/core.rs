@@ -1,0 +1,242 @@
+//! The sans-IO engine on a virtual clock (quinn-proto's test style): RFC 3261 timers at
+//! their real defaults run in microseconds and cannot flake.
+
+mod common;
+
+use baton::app::{parse_document, Hook};
+use baton::engine::{Engine, Output, Settings, Transmit};
+use baton::hooks::job::{HookJob, HookOutcome, HookReply};
+use baton::sip::header::Name;
+use common::{ack_text, invite_text, response_text, Dialog, Sip};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATON: &str = "10.0.0.1:5060";
+const CARRIER: &str = "10.0.0.2:5060";
+
+/// One engine, a carrier address, and a clock that moves only when told.
+struct Harness {
+    engine: Engine,
+    now: Instant,
+    start: Instant,
+    /// (time since start, datagram) of everything baton sent.
+    sent: Vec<(Duration, Sip)>,
+    hooks: Vec<HookJob>,
+    /// Answers hooks the call waits for.
+    answer: Box<dyn FnMut(&HookJob) -> HookOutcome>,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+impl Harness {
+    fn new(app: serde_json::Value) -> Harness {
+        let settings = Settings {
+            app: Some(Arc::new(parse_document(&app.to_string()).unwrap())),
+            status_hook: Some(Hook::post("http://hooks/status")),
+            ..Settings::default()
+        };
+        let now = Instant::now();
+        Harness {
+            engine: Engine::new(Arc::new(settings), 0, 7),
+            now,
+            start: now,
+            sent: Vec::new(),
+            hooks: Vec::new(),
+            answer: Box::new(|_| Ok(Vec::new())),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Transmit(Transmit { dst, bytes, .. }) => {
+                    assert_eq!(dst, addr(CARRIER));
+                    self.sent.push((self.now - self.start, Sip(bytes)));
+                }
+                Output::Hook(job) => {
+                    if let Some(reply) = job.reply {
+                        let outcome = (self.answer)(&job);
+                        self.engine
+                            .handle_hook_reply(self.now, HookReply { call: reply.call, token: reply.token, outcome });
+                    }
+                    self.hooks.push(job);
+                }
+                Output::CallGone(_) => {}
+            }
+        }
+    }
+
+    fn deliver(&mut self, text: &str) {
+        self.engine.handle_datagram(self.now, addr(BATON), addr(CARRIER), text.as_bytes());
+        self.drain();
+    }
+
+    /// Moves the clock forward by `by`, firing every timer on the way at its own time.
+    fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(at) = self.engine.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(at);
+            self.engine.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn take(&mut self) -> Vec<(Duration, Sip)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    fn requests(&self, method: &str) -> Vec<(Duration, &Sip)> {
+        self.sent.iter().filter(|(_, m)| m.method().as_deref() == Some(method)).map(|(t, m)| (*t, m)).collect()
+    }
+
+    /// INVITE, 200, ACK: returns baton's To header.
+    fn answered_call(&mut self, call_id: &str) -> String {
+        self.deliver(&invite_text(addr(CARRIER), addr(BATON), call_id, ""));
+        let to = self.sent.iter().find(|(_, m)| m.status() == Some(200)).expect("200 OK").1.header(Name::To).unwrap();
+        self.deliver(&ack_text(addr(CARRIER), addr(BATON), call_id, &to));
+        to
+    }
+
+    fn hooks_to(&self, path: &str) -> Vec<&HookJob> {
+        self.hooks.iter().filter(|h| h.hook.url.ends_with(path)).collect()
+    }
+}
+
+fn since(ms: &[u64]) -> Vec<Duration> {
+    ms.iter().map(|m| Duration::from_millis(*m)).collect()
+}
+
+#[test]
+fn unanswered_refer_is_retransmitted_then_times_out_at_64_t1() {
+    let mut h = Harness::new(
+        json!([{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}, {"verb": "pause", "length": 60}]),
+    );
+    h.answered_call("timer-f");
+    h.advance(Duration::from_secs(40));
+    let times: Vec<_> = h.requests("REFER").iter().map(|(t, _)| *t).collect();
+    // Timer E: T1 doubling to T2 (4 s); Timer F: 64·T1 = 32 s.
+    assert_eq!(times, since(&[0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]));
+    let action = h.hooks_to("/action");
+    assert_eq!(action.len(), 1);
+    assert_eq!(action[0].body["refer_status"], json!(408));
+}
+
+#[test]
+fn default_notify_timeout_is_15_seconds_from_the_2xx() {
+    let mut h = Harness::new(
+        json!([{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}, {"verb": "pause", "length": 60}]),
+    );
+    h.answered_call("notify-timeout");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    h.advance(Duration::from_secs(2));
+    h.deliver(&response_text(&refer, 202, ""));
+    h.advance(Duration::from_millis(14_999));
+    assert!(h.hooks_to("/action").is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.hooks_to("/action")[0].body["refer_status"], json!(202));
+}
+
+#[test]
+fn our_200_is_repeated_until_the_ack_then_bye_at_64_t1() {
+    let mut h = Harness::new(json!([{"verb": "pause", "length": 60}]));
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "no-ack", ""));
+    h.advance(Duration::from_secs(33));
+    let oks: Vec<_> = h.sent.iter().filter(|(_, m)| m.status() == Some(200)).map(|(t, _)| *t).collect();
+    assert_eq!(oks[..6], since(&[0, 500, 1500, 3500, 7500, 11500]));
+    assert_eq!(h.requests("BYE")[0].0, Duration::from_secs(32));
+}
+
+#[test]
+fn ack_stops_the_200_and_the_call_is_forgotten_after_it_ends() {
+    let mut h = Harness::new(json!([{"verb": "pause", "length": 1}]));
+    h.answered_call("forget");
+    h.advance(Duration::from_secs(1));
+    let bye = h.requests("BYE")[0].1 .0.clone();
+    h.deliver(&response_text(&Sip(bye), 200, ""));
+    assert_eq!(h.sent.iter().filter(|(_, m)| m.status() == Some(200)).count(), 1, "no 200 after the ACK");
+    assert_eq!(h.engine.calls(), 1, "kept to absorb retransmissions");
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.engine.calls(), 0, "every piece of state has a deadline");
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn retransmitted_final_responses_are_absorbed_for_t4() {
+    let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}, {"verb": "pause", "length": 60}]));
+    h.answered_call("timer-k");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    h.deliver(&response_text(&refer, 202, ""));
+    h.deliver(&response_text(&refer, 202, ""));
+    assert_eq!(h.engine.stats.stray_responses, 0);
+    h.advance(Duration::from_secs(6));
+    h.deliver(&response_text(&refer, 202, ""));
+    assert_eq!(h.engine.stats.stray_responses, 1);
+}
+
+#[test]
+fn a_whole_transfer_without_sockets() {
+    let mut h = Harness::new(
+        json!([{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}]),
+    );
+    let to = h.answered_call("whole");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let id = refer.cseq().0;
+    h.deliver(&response_text(&refer, 202, ""));
+    let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "whole", to: &to };
+    for (cseq, status, state) in
+        [(2, "100 Trying", "active"), (3, "180 Ringing", "active"), (4, "200 OK", "terminated")]
+    {
+        h.deliver(&dialog.notify(cseq, id, status, state));
+    }
+    let answers: Vec<_> = h.sent.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(answers, vec![200, 200, 200]);
+    assert_eq!(h.requests("BYE").len(), 1);
+    let codes: Vec<_> = h.hooks_to("/event").iter().map(|j| j.body["call_status"].clone()).collect();
+    assert_eq!(codes, vec![json!(100), json!(180), json!(200)]);
+    assert_eq!(h.hooks_to("/action").len(), 1);
+}
+
+/// Cheap, deterministic robustness check on top of cargo-fuzz: mangled copies of real
+/// messages, fed in any order, never panic and never leave a call without a deadline.
+#[test]
+fn mangled_datagrams_never_panic() {
+    let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}, {"verb": "pause", "length": 5}]));
+    let to = h.answered_call("fuzz");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "fuzz", to: &to };
+    let seeds = [
+        invite_text(addr(CARRIER), addr(BATON), "fuzz-2", ""),
+        response_text(&refer, 202, "Refer-Sub: false\r\n"),
+        dialog.notify(2, refer.cseq().0, "180 Ringing", "active"),
+        dialog.request("BYE", 9, "", ""),
+    ];
+    let mut rng = fastrand::Rng::with_seed(1);
+    for _ in 0..20_000 {
+        let mut bytes = seeds[rng.usize(..seeds.len())].clone().into_bytes();
+        match rng.u8(..4) {
+            0 => bytes.truncate(rng.usize(..bytes.len())),
+            1 => {
+                for _ in 0..rng.usize(1..8) {
+                    let i = rng.usize(..bytes.len());
+                    bytes[i] = rng.u8(..);
+                }
+            }
+            2 => {
+                let i = rng.usize(..bytes.len());
+                let chunk = bytes[i..].to_vec();
+                bytes.extend_from_slice(&chunk);
+            }
+            _ => {}
+        }
+        h.engine.handle_datagram(h.now, addr(BATON), addr(CARRIER), &bytes);
+        h.drain();
+        h.advance(Duration::from_millis(rng.u64(..50)));
+    }
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.engine.calls(), 0, "all state expired");
+}
