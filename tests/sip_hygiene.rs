@@ -7,18 +7,15 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn pause_app(hooks: &HookServer) {
-    app(hooks, json!([{"verb": "pause", "length": 30}]));
+fn pause_rig() -> Rig {
+    Rig::new(json!([{"verb": "pause", "length": 30}]))
 }
 
 #[test]
 fn call_hook_down_answers_480_with_a_reason() {
-    let hooks = HookServer::start();
-    let mut s = settings(&hooks);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    s.call_hook = Some(baton::app::Hook::post(format!("http://{closed}/call")));
-    let baton = start(s, &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = Rig::with(json!([]), |s| s.call_hook = Some(baton::app::Hook::post(format!("http://{closed}/call"))));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     carrier.send(&carrier.invite_text("down-1", ""));
     assert_eq!(carrier.expect_response("INVITE", false).status(), Some(100), "100 Trying comes before any hook");
     let reject = carrier.expect_response("INVITE", true);
@@ -26,43 +23,36 @@ fn call_hook_down_answers_480_with_a_reason() {
     assert!(reject.raw("X-Reason").unwrap().contains(&closed.to_string()), "{}", reject.text());
     let failed = hooks.wait("/status", 2);
     assert_eq!(failed[1].body["call_status"], "failed");
-    baton.stop();
 }
 
 #[test]
 fn invalid_application_from_the_call_hook_is_rejected_with_its_problem() {
-    let hooks = HookServer::start();
-    app(&hooks, json!([{"verb": "answer"}, {"verb": "sip:refer", "referTo": "x", "headers": {"Via": "evil"}}]));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = Rig::new(json!([{"verb": "answer"}, {"verb": "sip:refer", "referTo": "x", "headers": {"Via": "evil"}}]));
+    let carrier = &rig.carrier;
     carrier.send(&carrier.invite_text("invalid-app-1", ""));
     let reject = carrier.expect_response("INVITE", true);
     assert_eq!(reject.status(), Some(480));
     let why = reject.raw("X-Reason").unwrap();
     assert!(why.contains("verb 1 (sip:refer)") && why.contains("headers.Via"), "{why}");
-    baton.stop();
 }
 
 #[test]
 fn call_hook_errors_are_retried_then_rejected() {
-    let hooks = HookServer::start();
+    let rig = Rig::new(json!([]));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     hooks.reply("/call", 503, "busy");
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
     carrier.send(&carrier.invite_text("retry-1", ""));
     let reject = carrier.expect_response("INVITE", true);
     assert_eq!(reject.status(), Some(480));
     assert!(reject.raw("X-Reason").unwrap().contains("HTTP 503"));
     assert_eq!(hooks.at("/call").len(), 3, "one try and two retries by default");
-    baton.stop();
 }
 
 #[test]
 fn cancel_before_answer() {
-    let hooks = HookServer::start();
+    let rig = Rig::new(json!([]));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     hooks.reply_after("/call", 200, &json!([{"verb": "answer"}]).to_string(), Duration::from_millis(500));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
     let invite = carrier.invite_text("cancel-1", "");
     carrier.send(&invite);
     carrier.expect_response("INVITE", false);
@@ -86,14 +76,12 @@ fn cancel_before_answer() {
     carrier.expect_none(Duration::from_millis(700), "200 after CANCEL", |m| {
         m.status() == Some(200) && m.cseq().1 == "INVITE"
     });
-    baton.stop();
 }
 
 #[test]
 fn options_unknown_dialog_unsupported_and_bad_requests() {
-    let hooks = HookServer::start();
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let mut rig = Rig::new(json!([]));
+    let carrier = &rig.carrier;
     let me = carrier.addr();
     let req = |method: &str, extra: &str| {
         format!(
@@ -122,17 +110,15 @@ fn options_unknown_dialog_unsupported_and_bad_requests() {
     carrier.send_bytes(b"INVITE sip:x SIP/2.0\r\nVia: broken");
     carrier.send(&req("OPTIONS", ""));
     assert_eq!(carrier.expect_response("OPTIONS", true).status(), Some(200));
-    let stats = baton.stop();
+    let stats = rig.stop();
     assert_eq!(stats.dropped, 2);
     assert_eq!((stats.bad_requests, stats.unknown_dialog), (1, 1));
 }
 
 #[test]
 fn retransmitted_invite_creates_one_call_and_2xx_repeats_until_ack() {
-    let hooks = HookServer::start();
-    pause_app(&hooks);
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = pause_rig();
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let invite = carrier.invite_text("retx-inv-1", "");
     carrier.send(&invite);
     carrier.send(&invite);
@@ -140,27 +126,21 @@ fn retransmitted_invite_creates_one_call_and_2xx_repeats_until_ack() {
     let second = carrier.expect("retransmitted 200", |m| m.status() == Some(200));
     assert_eq!(first.0, second.0);
     assert_eq!(hooks.at("/call").len(), 1);
-    baton.stop();
 }
 
 #[test]
 fn missing_ack_ends_the_call_with_bye() {
-    let hooks = HookServer::start();
-    pause_app(&hooks);
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = pause_rig();
+    let carrier = &rig.carrier;
     carrier.send(&carrier.invite_text("no-ack-1", ""));
     // 64·T1 = 3.2 s with the test timers.
     carrier.expect_request("BYE");
-    baton.stop();
 }
 
 #[test]
 fn reinvite_update_and_invite_without_sdp() {
-    let hooks = HookServer::start();
-    pause_app(&hooks);
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = pause_rig();
+    let carrier = &rig.carrier;
     let mut leg = carrier.call("reinvite-1");
     let answer = String::from_utf8_lossy(leg.ok.msg().body).into_owned();
     let reinvite =
@@ -184,20 +164,14 @@ fn reinvite_update_and_invite_without_sdp() {
     let body = String::from_utf8_lossy(offer.msg().body).into_owned();
     assert!(body.contains("m=audio 9 RTP/AVP 0 8"), "{body}");
     assert_eq!(offer.header(Name::ContentType).as_deref(), Some("application/sdp"));
-    baton.stop();
 }
 
 #[test]
 fn over_the_call_limit_new_invites_get_503() {
-    let hooks = HookServer::start();
-    pause_app(&hooks);
-    let mut s = settings(&hooks);
-    s.max_calls = 1;
-    let baton = start(s, &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = Rig::with(json!([{"verb": "pause", "length": 30}]), |s| s.max_calls = 1);
+    let carrier = &rig.carrier;
     let _leg = carrier.call("limit-1");
     carrier.send(&carrier.invite_text("limit-2", ""));
     let busy = carrier.expect("503", |m| m.status() == Some(503));
     assert_eq!(busy.raw("Retry-After").as_deref(), Some("5"));
-    baton.stop();
 }

@@ -7,20 +7,16 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn refer_app(hooks: &HookServer, refer: serde_json::Value) {
-    app(hooks, json!([refer, {"verb": "hangup", "headers": {"X-Next": "ran"}}]));
+/// A rig whose application is `refer` followed by a hangup that marks the BYE.
+fn refer_rig(refer: serde_json::Value) -> Rig {
+    Rig::new(json!([refer, {"verb": "hangup", "headers": {"X-Next": "ran"}}]))
 }
 
 #[test]
 fn happy_path_reports_every_notify_and_hangs_up() {
-    let hooks = HookServer::start();
-    refer_app(
-        &hooks,
-        json!({"verb": "sip:refer", "id": "xfer-1", "referTo": "+15083084809",
-                              "actionHook": "/action", "eventHook": "/event"}),
-    );
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "id": "xfer-1", "referTo": "+15083084809",
+                              "actionHook": "/action", "eventHook": "/event"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let mut leg = carrier.call("happy-1");
 
     let sdp = String::from_utf8_lossy(leg.ok.msg().body).into_owned();
@@ -69,15 +65,12 @@ fn happy_path_reports_every_notify_and_hangs_up() {
     assert_eq!(statuses, vec![json!("trying"), json!("in-progress"), json!("completed")]);
     assert_eq!(hooks.at("/status")[2].body["call_termination_by"], "baton");
     assert_eq!(hooks.wait("/action", 1).len(), 1, "actionHook fires exactly once");
-    baton.stop();
 }
 
 #[test]
 fn refused_refer_runs_the_next_verb() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "sip:agent@10.9.9.9", "actionHook": "/action"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "sip:agent@10.9.9.9", "actionHook": "/action"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("refused-1");
     let refer = carrier.expect_request("REFER");
     assert_eq!(refer.header(Name::ReferTo).unwrap(), "<sip:agent@10.9.9.9>");
@@ -88,19 +81,15 @@ fn refused_refer_runs_the_next_verb() {
     let action = &hooks.wait("/action", 1)[0];
     assert_eq!(action.body["refer_status"], json!(603));
     assert!(action.body.get("final_referred_call_status").is_none());
-    baton.stop();
 }
 
 #[test]
 fn busy_target_keeps_the_call_and_the_action_hook_can_replace_the_app() {
-    let hooks = HookServer::start();
-    refer_app(
-        &hooks,
+    let rig = refer_rig(
         json!({"verb": "sip:refer", "referTo": "tel:+4915683084809", "actionHook": "/action", "eventHook": "/event"}),
     );
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     hooks.reply("/action", 200, &json!([{"verb": "hangup", "headers": {"X-Fallback": "busy"}}]).to_string());
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
     let mut leg = carrier.call("busy-1");
     let refer = carrier.expect_request("REFER");
     assert_eq!(refer.header(Name::ReferTo).unwrap(), "<tel:+4915683084809>");
@@ -116,18 +105,14 @@ fn busy_target_keeps_the_call_and_the_action_hook_can_replace_the_app() {
         (json!(202), json!(486))
     );
     assert_eq!(hooks.wait("/event", 2).len(), 2);
-    baton.stop();
 }
 
 #[test]
 fn notify_before_the_202_and_out_of_order_notify() {
-    let hooks = HookServer::start();
-    refer_app(
-        &hooks,
+    let rig = refer_rig(
         json!({"verb": "sip:refer", "referTo": "sips:agent@secure.example", "actionHook": "/action", "eventHook": "/event"}),
     );
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let mut leg = carrier.call("early-notify-1");
     let refer = carrier.expect_request("REFER");
     assert_eq!(refer.header(Name::ReferTo).unwrap(), "<sips:agent@secure.example>");
@@ -158,15 +143,13 @@ fn notify_before_the_202_and_out_of_order_notify() {
     assert_eq!(events.iter().map(|e| e.body["call_status"].clone()).collect::<Vec<_>>(), vec![json!(180), json!(200)]);
     let action = &hooks.wait("/action", 1)[0];
     assert_eq!(action.body["refer_status"], json!(202));
-    baton.stop();
 }
 
 #[test]
 fn retransmitted_notify_is_answered_again_without_a_second_hook() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig =
+        refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let mut leg = carrier.call("retx-1");
     let refer = carrier.expect_request("REFER");
     leg.respond(&refer, 202, "");
@@ -185,15 +168,12 @@ fn retransmitted_notify_is_answered_again_without_a_second_hook() {
     leg.respond(&bye, 200, "");
     hooks.wait("/action", 1);
     assert_eq!(hooks.at("/event").len(), 2, "{:#?}", hooks.at("/event"));
-    baton.stop();
 }
 
 #[test]
 fn accepted_refer_without_notify_times_out() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "timeout": 0.5}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "timeout": 0.5}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("timeout-1");
     let refer = carrier.expect_request("REFER");
     leg.respond(&refer, 202, "");
@@ -203,15 +183,12 @@ fn accepted_refer_without_notify_times_out() {
     let action = &hooks.wait("/action", 1)[0];
     assert_eq!(action.body["refer_status"], json!(202));
     assert!(action.body.get("final_referred_call_status").is_none());
-    baton.stop();
 }
 
 #[test]
 fn unanswered_refer_times_out_with_408() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("no-answer-1");
     let first = carrier.expect_request("REFER");
     let again = carrier.expect_request("REFER");
@@ -220,16 +197,13 @@ fn unanswered_refer_times_out_with_408() {
     let bye = carrier.expect("BYE after Timer F", |m| m.method().as_deref() == Some("BYE"));
     leg.respond(&bye, 200, "");
     assert_eq!(hooks.wait("/action", 1)[0].body["refer_status"], json!(408));
-    baton.stop();
 }
 
 #[test]
 fn far_end_bye_during_transfer_fires_the_action_hook_once() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     hooks.reply("/action", 200, &json!([{"verb": "hangup", "headers": {"X-Never": "1"}}]).to_string());
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
     let mut leg = carrier.call("bye-1");
     let refer = carrier.expect_request("REFER");
     leg.respond(&refer, 202, "");
@@ -244,15 +218,13 @@ fn far_end_bye_during_transfer_fires_the_action_hook_once() {
     assert_eq!(hooks.at("/action").len(), 1);
     let status = hooks.wait("/status", 3);
     assert_eq!(status[2].body["call_termination_by"], "caller");
-    baton.stop();
 }
 
 #[test]
 fn compact_headers_and_mixed_case_event() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig =
+        refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("compact-1");
     let refer = carrier.expect_request("REFER");
     leg.respond(&refer, 202, "");
@@ -267,21 +239,14 @@ fn compact_headers_and_mixed_case_event() {
     let bye = carrier.expect_request("BYE");
     leg.respond(&bye, 200, "");
     assert_eq!(hooks.wait("/action", 1)[0].body["final_referred_call_status"], json!(200));
-    baton.stop();
 }
 
 #[test]
 fn custom_headers_referred_by_and_refer_domain() {
-    let hooks = HookServer::start();
-    refer_app(
-        &hooks,
-        json!({"verb": "sip:refer", "referTo": "5551234", "referredBy": "bot",
-        "referredByDisplayName": "Help Desk", "headers": {"X-Ticket": "T-42", "User-to-User": "abc;encoding=hex"}}),
-    );
-    let mut s = settings(&hooks);
-    s.refer_domain = Some("pbx.example.com".into());
-    let baton = start(s, &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let verbs = json!([{"verb": "sip:refer", "referTo": "5551234", "referredBy": "bot", "referredByDisplayName": "Help Desk",
+                        "headers": {"X-Ticket": "T-42", "User-to-User": "abc;encoding=hex"}}]);
+    let rig = Rig::with(verbs, |s| s.refer_domain = Some("pbx.example.com".into()));
+    let carrier = &rig.carrier;
     let leg = carrier.call_with("hdrs-1", "P-Asserted-Identity: \"Real Name\" <sip:+15550000001@carrier>\r\n");
     let refer = carrier.expect_request("REFER");
     assert_eq!(refer.header(Name::ReferTo).unwrap(), "<sip:5551234@pbx.example.com>");
@@ -289,43 +254,34 @@ fn custom_headers_referred_by_and_refer_domain() {
     assert_eq!(refer.raw("X-Ticket").as_deref(), Some("T-42"));
     assert_eq!(refer.raw("User-to-User").as_deref(), Some("abc;encoding=hex"));
     leg.respond(&refer, 603, "");
-    baton.stop();
 }
 
 #[test]
 fn default_referred_by_uses_p_asserted_identity() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent"}));
+    let carrier = &rig.carrier;
     let leg = carrier.call_with("pai-1", "P-Asserted-Identity: \"Real Name\" <sip:+15550000001@carrier>\r\n");
     let refer = carrier.expect_request("REFER");
     assert_eq!(refer.header(Name::ReferredBy).unwrap(), format!("\"Real Name\" <sip:+15550000001@{}>", carrier.addr()));
     leg.respond(&refer, 603, "");
-    baton.stop();
 }
 
 #[test]
 fn refer_sub_false_completes_at_once() {
-    let hooks = HookServer::start();
-    refer_app(&hooks, json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("norefersub-1");
     let refer = carrier.expect_request("REFER");
     leg.respond(&refer, 200, "Refer-Sub: false\r\n");
     let bye = carrier.expect_request("BYE");
     assert_eq!(bye.raw("X-Next").as_deref(), Some("ran"));
     assert_eq!(hooks.wait("/action", 1)[0].body["refer_status"], json!(200));
-    baton.stop();
 }
 
 #[test]
 fn notify_answers_for_missing_event_other_package_and_no_subscription() {
-    let hooks = HookServer::start();
-    app(&hooks, json!([{"verb": "pause", "length": 2}]));
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let rig = Rig::new(json!([{"verb": "pause", "length": 2}]));
+    let carrier = &rig.carrier;
     let mut leg = carrier.call("notify-codes-1");
     let cases = [("", 400), ("Event: presence\r\n", 489), ("Event: refer;id=77\r\n", 481)];
     for (event, code) in cases {
@@ -337,5 +293,4 @@ fn notify_answers_for_missing_event_other_package_and_no_subscription() {
         carrier.send(&n);
         assert_eq!(carrier.expect_response("NOTIFY", true).status(), Some(code), "{event:?}");
     }
-    baton.stop();
 }

@@ -9,41 +9,33 @@ use std::sync::Arc;
 
 #[test]
 fn decline_rejects_with_status_reason_and_headers() {
-    let hooks = HookServer::start();
-    app(
-        &hooks,
+    let rig = Rig::new(
         json!([{"verb": "sip:decline", "status": 486, "reason": "Agents Busy", "headers": {"X-Cause": "queue-full"}}]),
     );
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let carrier = &rig.carrier;
     carrier.send(&carrier.invite_text("decline-1", ""));
     let r = carrier.expect_response("INVITE", true);
     assert!(r.text().starts_with("SIP/2.0 486 Agents Busy\r\n"));
     assert_eq!(r.raw("X-Cause").as_deref(), Some("queue-full"));
     assert!(r.msg().core().unwrap().to.tag().is_some());
-    baton.stop();
 }
 
 #[test]
 fn static_app_tag_pause_request_and_status_events() {
-    let hooks = HookServer::start();
-    let steps = baton::app::parse_document(
-        &json!([
-            {"verb": "config", "notifyEvents": true},
-            {"verb": "tag", "data": {"ticket": 42}},
-            {"verb": "pause", "id": "p1", "length": 0.2},
-            {"verb": "sip:request", "id": "r1", "method": "INFO", "body": "hello",
-             "headers": {"Content-Type": "application/x-test", "X-Req": "1"}, "actionHook": "/request"},
-            {"hangup": {}}
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let mut s = settings(&hooks);
-    s.app = Some(Arc::new(steps));
-    s.call_hook = None;
-    let baton = start(s, &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
+    let app = json!([
+        {"verb": "config", "notifyEvents": true},
+        {"verb": "tag", "data": {"ticket": 42}},
+        {"verb": "pause", "id": "p1", "length": 0.2},
+        {"verb": "sip:request", "id": "r1", "method": "INFO", "body": "hello",
+         "headers": {"Content-Type": "application/x-test", "X-Req": "1"}, "actionHook": "/request"},
+        {"hangup": {}}
+    ]);
+    let steps = baton::app::parse_document(&app.to_string()).unwrap();
+    let rig = Rig::with(json!([]), |s| {
+        s.app = Some(Arc::new(steps));
+        s.call_hook = None;
+    });
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     let leg = carrier.call("static-1");
     let info = carrier.expect_request("INFO");
     assert_eq!(info.header(Name::ContentType).as_deref(), Some("application/x-test"));
@@ -65,25 +57,20 @@ fn static_app_tag_pause_request_and_status_events() {
         .collect();
     let want = [("p1", "starting"), ("p1", "finished"), ("r1", "starting"), ("r1", "finished")];
     assert_eq!(events, want.map(|(a, b)| (a.to_string(), b.to_string())));
-    baton.stop();
 }
 
 #[test]
 fn redirect_fetches_a_new_application_with_get_and_basic_auth() {
-    let hooks = HookServer::start();
-    app(
-        &hooks,
+    let rig = Rig::new(
         json!([{"verb": "redirect", "actionHook": {"url": "/next", "method": "GET", "username": "u", "password": "p"}},
                        {"verb": "hangup", "headers": {"X-Old": "1"}}]),
     );
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     hooks.reply("/next", 200, &json!([{"verb": "sip:decline", "status": 603}]).to_string());
-    let baton = start(settings(&hooks), &hooks);
-    let carrier = Carrier::new(baton.local_addrs()[0]);
     carrier.send(&carrier.invite_text("redirect-1", ""));
     assert_eq!(carrier.expect_response("INVITE", true).status(), Some(603));
     let next = &hooks.wait("/next", 1)[0];
     assert_eq!(next.method, "GET");
     assert!(next.query.contains("call_id=redirect-1"), "{}", next.query);
     assert_eq!(next.headers["authorization"], "Basic dTpw");
-    baton.stop();
 }

@@ -121,6 +121,19 @@ impl<'a> Props<'a, '_> {
         });
     }
 
+    /// Records a problem; returns `None` so arms can end with it.
+    fn reject<T>(&mut self, property: &str, problem: impl Into<String>) -> Option<T> {
+        self.fail(property, problem);
+        None
+    }
+
+    fn missing<T>(&mut self, key: &str, required: bool) -> Option<T> {
+        if required {
+            self.fail(key, "is required");
+        }
+        None
+    }
+
     fn take(&mut self, key: &'a str) -> Option<&'a Value> {
         self.seen.push(key);
         self.obj.get(key).filter(|v| !v.is_null())
@@ -129,19 +142,9 @@ impl<'a> Props<'a, '_> {
     fn string(&mut self, key: &'a str, required: bool) -> Option<String> {
         match self.take(key) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::String(_)) => {
-                self.fail(key, "must not be empty");
-                None
-            }
-            Some(other) => {
-                self.fail(key, format!("must be a string, not {}", kind(other)));
-                None
-            }
-            None if required => {
-                self.fail(key, "is required");
-                None
-            }
-            None => None,
+            Some(Value::String(_)) => self.reject(key, "must not be empty"),
+            Some(other) => self.reject(key, format!("must be a string, not {}", kind(other))),
+            None => self.missing(key, required),
         }
     }
 
@@ -151,16 +154,12 @@ impl<'a> Props<'a, '_> {
             self.seen.push(key);
             return match n.as_u64() {
                 Some(n) => Some(n.to_string()),
-                None => {
-                    self.fail(key, "a number must be a whole positive phone number");
-                    None
-                }
+                None => self.reject(key, "a number must be a whole positive phone number"),
             };
         }
         let value = self.string(key, required)?;
         if value.contains(['\r', '\n', '\0']) {
-            self.fail(key, "must not contain CR, LF or NUL");
-            return None;
+            return self.reject(key, "must not contain CR, LF or NUL");
         }
         Some(value)
     }
@@ -169,30 +168,17 @@ impl<'a> Props<'a, '_> {
         match self.take(key) {
             Some(Value::Number(n)) => match n.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0) {
                 Some(s) => Some(Duration::from_secs_f64(s)),
-                None => {
-                    self.fail(key, "must be a number of seconds above 0 and at most 86400");
-                    None
-                }
+                None => self.reject(key, "must be a number of seconds above 0 and at most 86400"),
             },
-            Some(other) => {
-                self.fail(key, format!("must be a number of seconds, not {}", kind(other)));
-                None
-            }
-            None if required => {
-                self.fail(key, "is required");
-                None
-            }
-            None => None,
+            Some(other) => self.reject(key, format!("must be a number of seconds, not {}", kind(other))),
+            None => self.missing(key, required),
         }
     }
 
     fn bool(&mut self, key: &'a str) -> Option<bool> {
         match self.take(key) {
             Some(Value::Bool(b)) => Some(*b),
-            Some(other) => {
-                self.fail(key, format!("must be true or false, not {}", kind(other)));
-                None
-            }
+            Some(other) => self.reject(key, format!("must be true or false, not {}", kind(other))),
             None => None,
         }
     }
@@ -227,20 +213,16 @@ impl<'a> Props<'a, '_> {
                     }
                 }
                 if hook.url.is_empty() {
-                    self.fail(&format!("{key}.url"), "is required");
-                    return None;
+                    return self.missing(&format!("{key}.url"), true);
                 }
                 Some(hook)
             }
             other => {
-                self.fail(
-                    key,
-                    format!(
-                        "must be a URL string or a {{url, method, username, password}} object, not {}",
-                        kind(other)
-                    ),
+                let problem = format!(
+                    "must be a URL string or a {{url, method, username, password}} object, not {}",
+                    kind(other)
                 );
-                None
+                self.reject(key, problem)
             }
         }
     }
@@ -353,19 +335,10 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             let status = match p.take("status") {
                 Some(Value::Number(n)) => match n.as_u64().filter(|s| (300..=699).contains(s)) {
                     Some(s) => Some(s as u16),
-                    None => {
-                        p.fail("status", "must be a SIP final failure code from 300 to 699");
-                        None
-                    }
+                    None => p.reject("status", "must be a SIP final failure code from 300 to 699"),
                 },
-                Some(other) => {
-                    p.fail("status", format!("must be a number, not {}", kind(other)));
-                    None
-                }
-                None => {
-                    p.fail("status", "is required");
-                    None
-                }
+                Some(other) => p.reject("status", format!("must be a number, not {}", kind(other))),
+                None => p.missing("status", true),
             };
             let reason = p.address("reason", false);
             let headers = p.headers("headers");
@@ -383,14 +356,8 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
         }
         "tag" => match p.take("data") {
             Some(Value::Object(data)) => Some(Verb::Tag { data: data.clone() }),
-            Some(other) => {
-                p.fail("data", format!("must be an object, not {}", kind(other)));
-                None
-            }
-            None => {
-                p.fail("data", "is required");
-                None
-            }
+            Some(other) => p.reject("data", format!("must be an object, not {}", kind(other))),
+            None => p.missing("data", true),
         },
         "sip:request" => {
             let method = p.string("method", true).map(|m| m.to_ascii_uppercase());

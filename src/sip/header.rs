@@ -81,24 +81,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let s = rest?;
-        let (mut quoted, mut angle, mut cut) = (false, false, None);
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' if quoted => i += 1,
-                b'"' => quoted = !quoted,
-                b'<' if !quoted => angle = true,
-                b'>' if !quoted => angle = false,
-                b',' if !quoted && !angle => {
-                    cut = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        let item = match cut {
+        let item = match scan_unquoted(s, |b, in_angle| b == b',' && !in_angle) {
             Some(i) => {
                 rest = Some(&s[i + 1..]);
                 &s[..i]
@@ -113,6 +96,27 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
             return Some(item);
         }
     })
+}
+
+/// Index of the first byte outside quoted strings for which `stop(byte, inside <...>)` holds.
+fn scan_unquoted(s: &str, stop: impl Fn(u8, bool) -> bool) -> Option<usize> {
+    let (mut quoted, mut angle) = (false, false);
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            _ if quoted => {}
+            _ if stop(b, angle) => return Some(i),
+            b'<' => angle = true,
+            b'>' => angle = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Looks up `name` in a `;a=b;c` parameter list (case-insensitive names). A parameter
@@ -155,7 +159,7 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
         let v = trim_lws(value);
-        if let Some(lt) = find_unquoted(v, b'<') {
+        if let Some(lt) = scan_unquoted(v, |b, _| b == b'<') {
             let close = lt + v[lt..].find('>')?;
             let display = trim_lws(&v[..lt]);
             let display = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(display);
@@ -178,22 +182,6 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a str> {
         param(self.params, "tag").filter(|t| !t.is_empty())
     }
-}
-
-fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
-    let mut quoted = false;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b if b == needle && !quoted => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// One Via element: `SIP/2.0/UDP host:port;branch=...`.

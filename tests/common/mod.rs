@@ -140,6 +140,41 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
         .unwrap()
 }
 
+/// A hook server, a running baton and a carrier pointed at it; baton stops on drop.
+pub struct Rig {
+    pub hooks: HookServer,
+    pub carrier: Carrier,
+    baton: Option<Server>,
+}
+
+impl Rig {
+    /// baton with the test settings, its call hook answering with `verbs`.
+    pub fn new(verbs: Value) -> Rig {
+        Rig::with(verbs, |_| {})
+    }
+
+    pub fn with(verbs: Value, tweak: impl FnOnce(&mut Settings)) -> Rig {
+        let hooks = HookServer::start();
+        app(&hooks, verbs);
+        let mut s = settings(&hooks);
+        tweak(&mut s);
+        let baton = start(s, &hooks);
+        let carrier = Carrier::new(baton.local_addrs()[0]);
+        Rig { hooks, carrier, baton: Some(baton) }
+    }
+
+    /// Stops baton (delivering queued hooks) and returns its counters.
+    pub fn stop(&mut self) -> baton::engine::Stats {
+        self.baton.take().map(Server::stop).unwrap_or_default()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 // ---- the carrier ------------------------------------------------------------------------
 
 pub struct Sip(pub Vec<u8>);
