@@ -127,6 +127,21 @@ impl Ids {
     }
 }
 
+/// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
+/// so any makes the request fail with 420, except on ACK and CANCEL.
+fn unsupported_required(msg: &Message<'_>) -> Option<String> {
+    if matches!(msg.method(), None | Some("ACK" | "CANCEL")) {
+        return None;
+    }
+    let tags: Vec<&str> = msg
+        .headers
+        .iter()
+        .filter(|h| h.raw_name.eq_ignore_ascii_case("Require"))
+        .flat_map(|h| crate::sip::header::split_list(h.value))
+        .collect();
+    (!tags.is_empty()).then(|| tags.join(", "))
+}
+
 /// The shard and call named by one of our branches.
 pub fn parse_branch(branch: &str) -> Option<(u16, u64)> {
     let rest = branch.strip_prefix(BRANCH_PREFIX)?;
@@ -233,6 +248,10 @@ impl Engine {
                 return;
             }
         };
+        if let Some(tags) = unsupported_required(&msg) {
+            self.stateless(local, src, &msg, 420, reason(420), &[("Unsupported", &tags)]);
+            return;
+        }
         let key = match msg.start {
             StartLine::Response { .. } => {
                 let call = core.via.branch().and_then(parse_branch).filter(|(s, _)| *s == self.shard).map(|(_, c)| c);

@@ -93,7 +93,10 @@ fn options_unknown_dialog_unsupported_and_bad_requests() {
     carrier.send(&req("OPTIONS", ""));
     let ok = carrier.expect_response("OPTIONS", true);
     assert_eq!(ok.status(), Some(200));
-    assert!(ok.raw("Allow").unwrap().contains("REFER"));
+    assert!(ok.raw("Allow").unwrap().contains("NOTIFY"));
+    carrier.send(&req("OPTIONS", "").replace("Content-Length", "Require: 100rel\r\nContent-Length"));
+    let ext = carrier.expect_response("OPTIONS", true);
+    assert_eq!((ext.status(), ext.raw("Unsupported").as_deref()), (Some(420), Some("100rel")));
     carrier.send(&req("BYE", ";tag=nope"));
     assert_eq!(carrier.expect_response("BYE", true).status(), Some(481));
     carrier.send(&req("PUBLISH", ""));

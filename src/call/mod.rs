@@ -21,7 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO";
+/// What baton accepts as a UAS. It sends REFER but does not accept one.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, UPDATE, INFO";
 
 /// Where the INVITE dialog stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +308,9 @@ impl Call {
     fn end(&mut self, ctx: &mut Ctx<'_>, status: Status, by: Option<&'static str>) {
         if self.phase == Phase::Ended {
             return;
+        }
+        if self.phase == Phase::Answering {
+            self.invite_retx = None; // the dialog is over before its ACK: stop offering it
         }
         self.phase = Phase::Ended;
         self.running = Running::Stopped;
