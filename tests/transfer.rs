@@ -294,3 +294,78 @@ fn notify_answers_for_missing_event_other_package_and_no_subscription() {
         assert_eq!(carrier.expect_response("NOTIFY", true).status(), Some(code), "{event:?}");
     }
 }
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest;
+    md5::Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest_param<'a>(header: &'a str, name: &str) -> &'a str {
+    let start = header.find(&format!("{name}=")).unwrap_or_else(|| panic!("{name} in {header}")) + name.len() + 1;
+    let rest = &header[start..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => &quoted[..quoted.find('"').unwrap()],
+        None => &rest[..rest.find([',', ' ']).unwrap_or(rest.len())],
+    }
+}
+
+#[test]
+fn challenged_refer_is_resent_with_digest_credentials() {
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action",
+                               "auth": {"username": "bot", "password": "s3cret"}}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
+    let mut leg = carrier.call("digest-1");
+    let first = carrier.expect_request("REFER");
+    leg.respond(
+        &first,
+        401,
+        "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"abc123\", qop=\"auth\", opaque=\"op\"\r\n",
+    );
+    let second = carrier.expect("REFER with credentials", |m| {
+        m.method().as_deref() == Some("REFER") && m.raw("Authorization").is_some()
+    });
+    assert_eq!(second.cseq().0, first.cseq().0 + 1);
+    assert_eq!(second.header(Name::ReferTo), first.header(Name::ReferTo));
+    let auth = second.raw("Authorization").unwrap();
+    let uri = digest_param(&auth, "uri");
+    let (nc, cnonce) = (digest_param(&auth, "nc"), digest_param(&auth, "cnonce"));
+    let ha1 = md5_hex("bot:carrier:s3cret");
+    let ha2 = md5_hex(&format!("REFER:{uri}"));
+    let expected = md5_hex(&format!("{ha1}:abc123:{nc}:{cnonce}:auth:{ha2}"));
+    assert_eq!(digest_param(&auth, "response"), expected, "{auth}");
+    assert_eq!(digest_param(&auth, "opaque"), "op");
+    leg.respond(&second, 202, "");
+    assert_eq!(leg.notify(&second, "200 OK", "terminated"), 200);
+    let bye = carrier.expect_request("BYE");
+    leg.respond(&bye, 200, "");
+    let action = &hooks.wait("/action", 1)[0];
+    assert_eq!(
+        (action.body["refer_status"].clone(), action.body["final_referred_call_status"].clone()),
+        (json!(202), json!(200))
+    );
+}
+
+#[test]
+fn a_second_challenge_or_no_credentials_is_final() {
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action",
+                               "auth": {"username": "bot", "password": "wrong"}}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
+    let leg = carrier.call("digest-2");
+    let challenge = "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", algorithm=SHA-256\r\n";
+    let first = carrier.expect_request("REFER");
+    leg.respond(&first, 407, challenge);
+    let second = carrier.expect("REFER with credentials", |m| m.raw("Proxy-Authorization").is_some());
+    assert!(second.raw("Proxy-Authorization").unwrap().contains("algorithm=SHA-256"));
+    leg.respond(&second, 407, challenge);
+    let bye = carrier.expect_request("BYE");
+    assert_eq!(bye.raw("X-Next").as_deref(), Some("ran"));
+    leg.respond(&bye, 200, "");
+    assert_eq!(hooks.wait("/action", 1)[0].body["refer_status"], json!(407));
+
+    let rig = refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}));
+    let leg = rig.carrier.call("digest-3");
+    let refer = rig.carrier.expect_request("REFER");
+    leg.respond(&refer, 401, "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n\"\r\n");
+    rig.carrier.expect_request("BYE");
+    assert_eq!(rig.hooks.wait("/action", 1)[0].body["refer_status"], json!(401));
+}

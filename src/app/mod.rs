@@ -87,6 +87,8 @@ pub struct Refer {
     pub event_hook: Option<Hook>,
     /// How long to wait for the final NOTIFY after the REFER is accepted.
     pub timeout: Option<Duration>,
+    /// Digest credentials for a REFER the far end challenges (401/407).
+    pub auth: Option<BasicAuth>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

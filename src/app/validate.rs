@@ -227,6 +227,23 @@ impl<'a> Props<'a, '_> {
         }
     }
 
+    /// `{"username": "...", "password": "..."}`
+    fn credentials(&mut self, key: &'a str) -> Option<BasicAuth> {
+        let value = self.take(key)?;
+        let Value::Object(obj) = value else {
+            return self.reject(key, format!("must be an object {{username, password}}, not {}", kind(value)));
+        };
+        let mut field = |name: &str| match obj.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => self.reject(&format!("{key}.{name}"), "must be a non-empty string"),
+        };
+        let (username, password) = (field("username"), field("password"));
+        for k in obj.keys().filter(|k| !["username", "password"].contains(&k.as_str())) {
+            self.fail(&format!("{key}.{k}"), "unknown property");
+        }
+        Some(BasicAuth { username: username?, password: password? })
+    }
+
     fn headers(&mut self, key: &'a str) -> Headers {
         let Some(value) = self.take(key) else { return Vec::new() };
         let Value::Object(obj) = value else {
@@ -319,6 +336,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             let action_hook = p.hook("actionHook", &["referStatus", "final_referred_call_status", "eventHook"]);
             let event_hook = p.hook("eventHook", &[]);
             let timeout = p.seconds("timeout", false);
+            let auth = p.credentials("auth");
             refer_to.map(|refer_to| {
                 Verb::Refer(Refer {
                     refer_to,
@@ -328,6 +346,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
                     action_hook,
                     event_hook,
                     timeout,
+                    auth,
                 })
             })
         }

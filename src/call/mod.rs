@@ -12,7 +12,7 @@ use crate::hooks::job::{Expect, HookJob, HookOutcome, ReplyTo};
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::write::{reason, Writer};
-use crate::sip::{sdp, sipfrag};
+use crate::sip::{digest, sdp, sipfrag};
 use crate::txn::{Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
@@ -53,6 +53,10 @@ enum Running {
     Refer {
         transfer: Transfer,
         branch: String,
+        /// The REFER's own headers, to send it again with credentials.
+        headers: Vec<(String, String)>,
+        /// Challenges answered so far.
+        challenges: u8,
     },
     Request {
         branch: String,
@@ -402,7 +406,8 @@ impl Call {
                 let (branch, cseq) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None);
                 let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
                 self.sub = Some(Subscription { id: cseq, terminated: false });
-                self.running = Running::Refer { transfer: Transfer::new(cseq, timeout), branch };
+                self.running =
+                    Running::Refer { transfer: Transfer::new(cseq, timeout), branch, headers, challenges: 0 };
             }
             Verb::Decline { status, reason: why, headers } => {
                 if self.phase == Phase::Early {
@@ -663,8 +668,46 @@ impl Call {
         }
         txn.absorb_until = Some(ctx.now + ctx.cfg.timers.t4);
         let (branch, purpose) = (txn.branch.clone(), *purpose);
+        if purpose == Purpose::Refer && matches!(code, 401 | 407) && self.answer_challenge(ctx, msg, code, &branch) {
+            return true;
+        }
         let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
         self.on_final(ctx, &branch, purpose, code, msg.reason(), refer_sub_false);
+        true
+    }
+
+    /// Sends the REFER again with Digest credentials (SPEC §2.2): once per challenge; a
+    /// second challenge is final unless it says the nonce was only stale.
+    fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, branch: &str) -> bool {
+        const MAX_CHALLENGES: u8 = 3;
+        let Some(Step { verb: Verb::Refer(r), .. }) = &self.current else { return false };
+        let Some(creds) = r.auth.clone() else { return false };
+        let Running::Refer { branch: b, headers, challenges, .. } = &self.running else { return false };
+        let (challenge_header, answer_header) = if code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let offered = msg.headers.iter().filter(|h| h.raw_name.eq_ignore_ascii_case(challenge_header)).map(|h| h.value);
+        let Some(challenge) = digest::best(offered) else { return false };
+        if b != branch || (*challenges > 0 && !challenge.stale) || *challenges >= MAX_CHALLENGES {
+            return false;
+        }
+        let cnonce = format!("{:016x}", ctx.ids.rng.u64(..));
+        let value = challenge.answer(&creds.username, &creds.password, "REFER", &self.dialog.remote_target, &cnonce);
+        let mut headers = headers.clone();
+        headers.retain(|(n, _)| {
+            !n.eq_ignore_ascii_case("Authorization") && !n.eq_ignore_ascii_case("Proxy-Authorization")
+        });
+        headers.push((answer_header.to_string(), value));
+        let (new_branch, cseq) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None);
+        self.sub = Some(Subscription { id: cseq, terminated: false });
+        if let Running::Refer { transfer, branch, headers: kept, challenges, .. } = &mut self.running {
+            transfer.cseq = cseq;
+            *branch = new_branch;
+            *kept = headers;
+            *challenges += 1;
+        }
         true
     }
 
@@ -679,7 +722,7 @@ impl Call {
         refer_sub_false: bool,
     ) {
         match (purpose, &mut self.running) {
-            (Purpose::Refer, Running::Refer { transfer, branch: b }) if b == branch => {
+            (Purpose::Refer, Running::Refer { transfer, branch: b, .. }) if b == branch => {
                 if code >= 300 {
                     self.sub = None;
                 }

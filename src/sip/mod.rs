@@ -1,5 +1,6 @@
 //! Sans-IO SIP: parsing, writing and the small grammars baton needs. No sockets, no clocks.
 
+pub mod digest;
 pub mod header;
 pub mod parse;
 pub mod sdp;
