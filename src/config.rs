@@ -9,7 +9,6 @@ use crate::txn::Timers;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Every setting, as a flag of `baton serve` and as a key of the TOML file.
@@ -83,6 +82,15 @@ pub struct Options {
     /// Sent as application_sid in the call hook.
     #[arg(long)]
     pub application_sid: Option<String>,
+    /// SWML status callbacks: project_id.
+    #[arg(long)]
+    pub project_id: Option<String>,
+    /// SWML status callbacks: space_id.
+    #[arg(long)]
+    pub space_id: Option<String>,
+    /// SWML status callbacks: node_id (default "baton").
+    #[arg(long)]
+    pub node_id: Option<String>,
     /// Sent as env_vars in the call hook (TOML file only: a table).
     #[arg(skip)]
     pub env_vars: Option<serde_json::Value>,
@@ -122,6 +130,9 @@ impl Options {
             hook_queue,
             account_sid,
             application_sid,
+            project_id,
+            space_id,
+            node_id,
             env_vars
         )
     }
@@ -137,11 +148,11 @@ impl Options {
         let app = match &self.app {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
-                let steps = parse_document(&text).map_err(|errors| {
+                let app = parse_document(&text).map_err(|errors| {
                     let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
                     format!("--app {} is not a valid application:\n{}", path.display(), lines.join("\n"))
                 })?;
-                Some(Arc::new(steps))
+                Some(app)
             }
             None => None,
         };
@@ -177,6 +188,9 @@ impl Options {
             account_sid: self.account_sid,
             application_sid: self.application_sid,
             env_vars: self.env_vars,
+            project_id: self.project_id.unwrap_or_default(),
+            space_id: self.space_id.unwrap_or_default(),
+            node_id: self.node_id.unwrap_or(defaults.node_id),
             max_calls: self.max_calls.unwrap_or(defaults.max_calls),
             max_message_size: self.max_message_size.unwrap_or(defaults.max_message_size),
             max_headers: self.max_headers.unwrap_or(defaults.max_headers),

@@ -2,7 +2,7 @@
 //! and hook replies go in with `now`; datagrams to send, hook jobs and the next deadline
 //! come out. It never reads the clock and never touches a socket.
 
-use crate::app::{Hook, Step};
+use crate::app::{Application, Hook};
 use crate::call::{Call, ALLOW};
 use crate::hooks::job::{HookJob, HookReply};
 use crate::sip::parse::{parse_with, Limits, Message, StartLine};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub struct Settings {
     pub timers: Timers,
     /// A static application (`--app`); wins over the call hook.
-    pub app: Option<Arc<Vec<Step>>>,
+    pub app: Option<Application>,
     pub call_hook: Option<Hook>,
     pub status_hook: Option<Hook>,
     /// HOST for a bare user or number in Refer-To / Referred-By.
@@ -34,6 +34,10 @@ pub struct Settings {
     pub account_sid: Option<String>,
     pub application_sid: Option<String>,
     pub env_vars: Option<serde_json::Value>,
+    /// SWML status callbacks: `project_id`, `space_id` and `node_id`.
+    pub project_id: String,
+    pub space_id: String,
+    pub node_id: String,
     pub max_calls: usize,
     pub max_message_size: usize,
     pub max_headers: usize,
@@ -53,6 +57,9 @@ impl Default for Settings {
             account_sid: None,
             application_sid: None,
             env_vars: None,
+            project_id: String::new(),
+            space_id: String::new(),
+            node_id: "baton".into(),
             max_calls: 100_000,
             max_message_size: 65_535,
             max_headers: 128,

@@ -1,4 +1,4 @@
-use baton::app::parse_document;
+use baton::app::{parse_document, Application};
 use baton::config::Options;
 use baton::server::Server;
 use clap::{Parser, Subcommand};
@@ -76,7 +76,8 @@ fn check(files: &[PathBuf]) -> ExitCode {
             .map_err(|e| vec![e.to_string()])
             .and_then(|text| parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect()));
         match result {
-            Ok(steps) => println!("{}: ok ({} verbs)", path.display(), steps.len()),
+            Ok(Application::Verbs(steps)) => println!("{}: ok ({} verbs)", path.display(), steps.len()),
+            Ok(Application::Swml(doc)) => println!("{}: ok (SWML, {} sections)", path.display(), doc.sections.len()),
             Err(problems) => {
                 ok = false;
                 for p in problems {

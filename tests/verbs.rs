@@ -5,7 +5,6 @@ mod common;
 use baton::sip::header::Name;
 use common::*;
 use serde_json::json;
-use std::sync::Arc;
 
 #[test]
 fn decline_rejects_with_status_reason_and_headers() {
@@ -30,9 +29,9 @@ fn static_app_tag_pause_request_and_status_events() {
          "headers": {"Content-Type": "application/x-test", "X-Req": "1"}, "actionHook": "/request"},
         {"hangup": {}}
     ]);
-    let steps = baton::app::parse_document(&app.to_string()).unwrap();
+    let app = baton::app::parse_document(&app.to_string()).unwrap();
     let rig = Rig::with(json!([]), |s| {
-        s.app = Some(Arc::new(steps));
+        s.app = Some(app);
         s.call_hook = None;
     });
     let (hooks, carrier) = (&rig.hooks, &rig.carrier);

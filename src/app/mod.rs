@@ -1,16 +1,30 @@
 //! Application documents: the jambonz verb dialect, parsed into types that cannot hold an
 //! invalid verb. Validation reports every problem with its verb index and property.
 
+pub mod swml;
 mod validate;
 
-pub use validate::{parse_document, parse_verbs, DocError};
+pub use validate::{application, parse_document, parse_verbs, DocError};
+
+use std::sync::Arc;
 
 use std::time::Duration;
+
+/// An application: jambonz verbs, or a SWML document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Application {
+    Verbs(Vec<Step>),
+    Swml(Arc<swml::Document>),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpMethod {
     Post,
     Get,
+    /// SWML `request` only.
+    Put,
+    /// SWML `request` only.
+    Delete,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +59,7 @@ pub struct Step {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verb {
-    Refer(Refer),
+    Refer(Box<Refer>),
     Decline { status: u16, reason: Option<String>, headers: Headers },
     Hangup { headers: Headers },
     Pause { length: Duration },
@@ -77,7 +91,7 @@ impl Verb {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Refer {
     pub refer_to: String,
     pub referred_by: Option<String>,
@@ -89,6 +103,8 @@ pub struct Refer {
     pub timeout: Option<Duration>,
     /// Digest credentials for a REFER the far end challenges (401/407).
     pub auth: Option<BasicAuth>,
+    /// SWML `status_url`: `calling.call.refer` events instead of jambonz hooks.
+    pub status_url: Option<Hook>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

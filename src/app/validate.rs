@@ -1,14 +1,17 @@
 //! JSON → typed verbs. Each problem is reported with the verb's index, the property path
 //! and what is wrong, and one bad verb rejects the whole document.
 
-use super::{BasicAuth, Headers, Hook, HttpMethod, Refer, SipRequest, Step, Verb};
+use super::{Application, BasicAuth, Headers, Hook, HttpMethod, Refer, SipRequest, Step, Verb};
 use crate::sip::header::{is_token, Name};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocError {
+    /// SWML: the section (and nested block) holding the method.
+    pub section: Option<String>,
     pub index: Option<usize>,
     pub verb: Option<String>,
     pub property: Option<String>,
@@ -17,6 +20,9 @@ pub struct DocError {
 
 impl fmt::Display for DocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(section) = &self.section {
+            write!(f, "section {section}, ")?;
+        }
         match (self.index, &self.verb) {
             (Some(i), Some(v)) => write!(f, "verb {i} ({v})")?,
             (Some(i), None) => write!(f, "verb {i}")?,
@@ -29,8 +35,8 @@ impl fmt::Display for DocError {
     }
 }
 
-fn doc_error(problem: impl Into<String>) -> Vec<DocError> {
-    vec![DocError { index: None, verb: None, property: None, problem: problem.into() }]
+pub(super) fn doc_error(problem: impl Into<String>) -> Vec<DocError> {
+    vec![DocError { section: None, index: None, verb: None, property: None, problem: problem.into() }]
 }
 
 /// Verbs of the jambonz dialect that need a media engine.
@@ -73,23 +79,34 @@ const RESERVED: &[Name] = &[
     Name::ReferredBy,
 ];
 
-/// A whole application document (a file or a call_hook answer): must hold at least one verb.
-pub fn parse_document(text: &str) -> Result<Vec<Step>, Vec<DocError>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}")))?;
-    let steps = parse_verbs(&value)?;
+/// A whole application (a file or a call_hook answer): a jambonz verb array, or a SWML
+/// document in JSON or YAML. It must hold at least one verb.
+pub fn parse_document(text: &str) -> Result<Application, Vec<DocError>> {
+    let trimmed = text.trim_start();
+    let value: Value = if trimmed.starts_with(['[', '{']) {
+        serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}")))?
+    } else {
+        serde_norway::from_str(text).map_err(|e| doc_error(format!("neither JSON nor valid YAML: {e}")))?
+    };
+    application(&value)
+}
+
+/// A whole application from a parsed value.
+pub fn application(value: &Value) -> Result<Application, Vec<DocError>> {
+    if !value.is_array() && super::swml::is_swml(value) {
+        return super::swml::load(value).map(|doc| Application::Swml(Arc::new(doc)));
+    }
+    let steps = parse_verbs(value)?;
     if steps.is_empty() {
         return Err(doc_error("the document holds no verbs"));
     }
-    Ok(steps)
+    Ok(Application::Verbs(steps))
 }
 
 /// A JSON array of verbs (an actionHook answer may be empty: the application goes on).
 pub fn parse_verbs(value: &Value) -> Result<Vec<Step>, Vec<DocError>> {
     let Value::Array(items) = value else {
-        if value.get("sections").is_some() || value.get("version").is_some() {
-            return Err(doc_error("SWML documents are not supported yet; send a JSON array of jambonz verbs"));
-        }
-        return Err(doc_error("expected a JSON array of verbs"));
+        return Err(doc_error("expected a JSON array of verbs or a SWML document"));
     };
     let mut errors = Vec::new();
     let steps: Vec<Step> = items.iter().enumerate().filter_map(|(i, item)| parse_step(i, item, &mut errors)).collect();
@@ -101,19 +118,31 @@ pub fn parse_verbs(value: &Value) -> Result<Vec<Step>, Vec<DocError>> {
 }
 
 /// Reads the properties of one verb object and remembers which it consumed.
-struct Props<'a, 'e> {
+pub(super) struct Props<'a, 'e> {
     obj: &'a Map<String, Value>,
     seen: Vec<&'a str>,
+    section: Option<&'a str>,
     index: usize,
     verb: &'a str,
-    errors: &'e mut Vec<DocError>,
-    failed: bool,
+    pub(super) errors: &'e mut Vec<DocError>,
+    pub(super) failed: bool,
 }
 
-impl<'a> Props<'a, '_> {
-    fn fail(&mut self, property: &str, problem: impl Into<String>) {
+impl<'a, 'e> Props<'a, 'e> {
+    pub(super) fn new(
+        obj: &'a Map<String, Value>,
+        section: Option<&'a str>,
+        index: usize,
+        verb: &'a str,
+        errors: &'e mut Vec<DocError>,
+    ) -> Props<'a, 'e> {
+        Props { obj, seen: Vec::new(), section, index, verb, errors, failed: false }
+    }
+
+    pub(super) fn fail(&mut self, property: &str, problem: impl Into<String>) {
         self.failed = true;
         self.errors.push(DocError {
+            section: self.section.map(str::to_string),
             index: Some(self.index),
             verb: Some(self.verb.to_string()),
             property: (!property.is_empty()).then(|| property.to_string()),
@@ -122,24 +151,24 @@ impl<'a> Props<'a, '_> {
     }
 
     /// Records a problem; returns `None` so arms can end with it.
-    fn reject<T>(&mut self, property: &str, problem: impl Into<String>) -> Option<T> {
+    pub(super) fn reject<T>(&mut self, property: &str, problem: impl Into<String>) -> Option<T> {
         self.fail(property, problem);
         None
     }
 
-    fn missing<T>(&mut self, key: &str, required: bool) -> Option<T> {
+    pub(super) fn missing<T>(&mut self, key: &str, required: bool) -> Option<T> {
         if required {
             self.fail(key, "is required");
         }
         None
     }
 
-    fn take(&mut self, key: &'a str) -> Option<&'a Value> {
+    pub(super) fn take(&mut self, key: &'a str) -> Option<&'a Value> {
         self.seen.push(key);
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
-    fn string(&mut self, key: &'a str, required: bool) -> Option<String> {
+    pub(super) fn string(&mut self, key: &'a str, required: bool) -> Option<String> {
         match self.take(key) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::String(_)) => self.reject(key, "must not be empty"),
@@ -149,7 +178,7 @@ impl<'a> Props<'a, '_> {
     }
 
     /// A SIP address: a string, or a whole number (a phone number written without quotes).
-    fn address(&mut self, key: &'a str, required: bool) -> Option<String> {
+    pub(super) fn address(&mut self, key: &'a str, required: bool) -> Option<String> {
         if let Some(Value::Number(n)) = self.obj.get(key) {
             self.seen.push(key);
             return match n.as_u64() {
@@ -164,7 +193,7 @@ impl<'a> Props<'a, '_> {
         Some(value)
     }
 
-    fn seconds(&mut self, key: &'a str, required: bool) -> Option<Duration> {
+    pub(super) fn seconds(&mut self, key: &'a str, required: bool) -> Option<Duration> {
         match self.take(key) {
             Some(Value::Number(n)) => match n.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0) {
                 Some(s) => Some(Duration::from_secs_f64(s)),
@@ -175,7 +204,7 @@ impl<'a> Props<'a, '_> {
         }
     }
 
-    fn bool(&mut self, key: &'a str) -> Option<bool> {
+    pub(super) fn bool(&mut self, key: &'a str) -> Option<bool> {
         match self.take(key) {
             Some(Value::Bool(b)) => Some(*b),
             Some(other) => self.reject(key, format!("must be true or false, not {}", kind(other))),
@@ -183,7 +212,7 @@ impl<'a> Props<'a, '_> {
         }
     }
 
-    fn hook(&mut self, key: &'a str, ignored: &[&str]) -> Option<Hook> {
+    pub(super) fn hook(&mut self, key: &'a str, ignored: &[&str]) -> Option<Hook> {
         let value = self.take(key)?;
         match value {
             Value::String(url) if !url.trim().is_empty() => Some(Hook::post(url.trim())),
@@ -228,7 +257,7 @@ impl<'a> Props<'a, '_> {
     }
 
     /// `{"username": "...", "password": "..."}`
-    fn credentials(&mut self, key: &'a str) -> Option<BasicAuth> {
+    pub(super) fn credentials(&mut self, key: &'a str) -> Option<BasicAuth> {
         let value = self.take(key)?;
         let Value::Object(obj) = value else {
             return self.reject(key, format!("must be an object {{username, password}}, not {}", kind(value)));
@@ -244,7 +273,7 @@ impl<'a> Props<'a, '_> {
         Some(BasicAuth { username: username?, password: password? })
     }
 
-    fn headers(&mut self, key: &'a str) -> Headers {
+    pub(super) fn headers(&mut self, key: &'a str) -> Headers {
         let Some(value) = self.take(key) else { return Vec::new() };
         let Value::Object(obj) = value else {
             self.fail(key, format!("must be an object of header names to string values, not {}", kind(value)));
@@ -274,7 +303,7 @@ impl<'a> Props<'a, '_> {
         out
     }
 
-    fn finish(mut self) -> bool {
+    pub(super) fn finish(mut self) -> bool {
         let unknown: Vec<&String> = self.obj.keys().filter(|k| !self.seen.contains(&k.as_str())).collect();
         for k in unknown {
             self.fail(k, "unknown property");
@@ -283,7 +312,7 @@ impl<'a> Props<'a, '_> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -296,7 +325,13 @@ fn kind(v: &Value) -> &'static str {
 
 fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<Step> {
     let err = |errors: &mut Vec<DocError>, verb: Option<&str>, problem: String| {
-        errors.push(DocError { index: Some(index), verb: verb.map(str::to_string), property: None, problem });
+        errors.push(DocError {
+            section: None,
+            index: Some(index),
+            verb: verb.map(str::to_string),
+            property: None,
+            problem,
+        });
     };
     let Value::Object(obj) = item else {
         err(errors, None, format!("must be an object, not {}", kind(item)));
@@ -321,7 +356,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
         err(errors, Some(name), format!("{name}: needs media, which baton does not provide"));
         return None;
     }
-    let mut p = Props { obj: body, seen: Vec::new(), index, verb: name, errors, failed: false };
+    let mut p = Props::new(body, None, index, name, errors);
     if skip_verb_key {
         p.seen.push("verb");
     }
@@ -338,7 +373,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             let timeout = p.seconds("timeout", false);
             let auth = p.credentials("auth");
             refer_to.map(|refer_to| {
-                Verb::Refer(Refer {
+                Verb::Refer(Box::new(Refer {
                     refer_to,
                     referred_by,
                     referred_by_display,
@@ -347,7 +382,8 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
                     event_hook,
                     timeout,
                     auth,
-                })
+                    status_url: None,
+                }))
             })
         }
         "sip:decline" => {
@@ -413,13 +449,14 @@ mod tests {
 
     #[test]
     fn both_verb_forms_and_all_properties() {
-        let steps = parse_document(
+        let Ok(Application::Verbs(steps)) = parse_document(
             r#"[{"verb":"sip:refer","id":"x1","referTo":15083084809,"referredBy":"sip:bot@a","referredByDisplayName":"Bot",
                 "headers":{"X-Ticket":"42"},"actionHook":{"url":"/action","method":"get","referStatus":"202"},
                 "eventHook":"/event","timeout":7.5},
                {"hangup":{"headers":{"X-Why":"done"}}}]"#,
-        )
-        .unwrap();
+        ) else {
+            panic!("not verbs")
+        };
         let Verb::Refer(r) = &steps[0].verb else { panic!() };
         assert_eq!(steps[0].id.as_deref(), Some("x1"));
         assert_eq!(r.refer_to, "15083084809");
@@ -427,6 +464,13 @@ mod tests {
         assert_eq!(r.action_hook.as_ref().unwrap().method, HttpMethod::Get);
         assert_eq!(r.timeout, Some(Duration::from_millis(7500)));
         assert_eq!(steps[1].verb, Verb::Hangup { headers: vec![("X-Why".into(), "done".into())] });
+    }
+
+    #[test]
+    fn swml_in_yaml_is_an_application() {
+        let yaml = "version: 1.0.0\nsections:\n  main:\n    - answer\n    - sip_refer:\n        to_uri: 'sip:alice@example.com'\n";
+        assert!(matches!(parse_document(yaml), Ok(Application::Swml(_))));
+        assert!(parse_document("version: [").unwrap_err()[0].problem.starts_with("neither JSON nor valid YAML"));
     }
 
     #[test]

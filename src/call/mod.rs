@@ -4,11 +4,12 @@
 
 mod payload;
 pub mod refer;
+mod swml;
 
-use crate::app::{Headers, Hook, Step, Verb};
+use crate::app::{Application, Headers, Hook, Step, Verb};
 use crate::dialog::Dialog;
 use crate::engine::{Ctx, Output, Transmit};
-use crate::hooks::job::{Expect, HookJob, HookOutcome, ReplyTo};
+use crate::hooks::job::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::write::{reason, Writer};
@@ -65,12 +66,30 @@ enum Running {
     Stopped,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum AfterHook {
     /// The call_hook: its answer is the application.
     Application,
     /// An actionHook or redirect: its verbs, if any, replace the rest.
     Replace,
+    /// A SWML `request`: its answer goes into variables.
+    SwmlRequest { url: String, save: bool },
+    /// A SWML `execute` or `transfer` to a URL: its answer is a document to run.
+    SwmlFetch { params: Map<String, Value>, execute: bool },
+}
+
+/// What the call runs: jambonz verbs in order, or a SWML machine.
+enum Program {
+    Verbs(VecDeque<Step>),
+    Swml(Box<crate::app::swml::run::Machine>),
+}
+
+/// The next thing the program asks for.
+enum Next {
+    Step(Step),
+    /// A hook the program needs was sent; the call waits for it.
+    Waiting,
+    End,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +146,7 @@ pub struct Call {
     our_sdp: Option<String>,
     answered_at: Option<Instant>,
     termination_by: Option<&'static str>,
-    steps: VecDeque<Step>,
+    program: Program,
     current: Option<Step>,
     running: Running,
     customer_data: Map<String, Value>,
@@ -169,7 +188,7 @@ impl Call {
             our_sdp: None,
             answered_at: None,
             termination_by: None,
-            steps: VecDeque::new(),
+            program: Program::Verbs(VecDeque::new()),
             current: None,
             running: Running::Idle,
             customer_data: Map::new(),
@@ -184,13 +203,13 @@ impl Call {
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
             (Some(app), _) => {
-                call.steps = app.iter().cloned().collect();
+                call.install(ctx, app.clone());
                 call.advance(ctx);
             }
             (None, Some(hook)) => {
                 let body = payload::call_hook(&call, msg, ctx.cfg);
                 let hook = hook.clone();
-                let token = call.hook(ctx, &hook, body, Some(Expect::Application));
+                let token = call.hook(ctx, &hook, Payload::Event(body), Some(Expect::Application));
                 call.running = Running::Hook { token, after: AfterHook::Application };
             }
             (None, None) => call.reject(ctx, "no application is configured"),
@@ -204,7 +223,7 @@ impl Call {
         ctx.out.push_back(Output::Transmit(Transmit { local: self.dialog.local, dst, bytes }));
     }
 
-    fn hook(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Value, expect: Option<Expect>) -> u64 {
+    fn hook(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Payload, expect: Option<Expect>) -> u64 {
         self.hook_seq += 1;
         let reply = expect.map(|expect| ReplyTo { call: self.key, token: self.hook_seq, expect });
         ctx.out.push_back(Output::Hook(HookJob { call_sid: self.sid.clone(), hook: hook.clone(), body, reply }));
@@ -215,7 +234,7 @@ impl Call {
         self.status = status;
         if let Some(hook) = ctx.cfg.status_hook.clone() {
             let body = payload::status(self, ctx.now);
-            self.hook(ctx, &hook, body, None);
+            self.hook(ctx, &hook, Payload::Event(body), None);
         }
     }
 
@@ -226,7 +245,7 @@ impl Call {
         let body = json!({"type": "verb:status", "call_sid": &*self.sid,
                           "data": {"id": id, "name": step.verb.name(), "event": event}});
         let hook = hook.clone();
-        self.hook(ctx, &hook, body, None);
+        self.hook(ctx, &hook, Payload::Event(body), None);
     }
 
     /// Answers a non-INVITE request and keeps the answer for its retransmissions (Timer J).
@@ -371,11 +390,15 @@ impl Call {
                 self.running = Running::Stopped;
                 return;
             }
-            let Some(step) = self.steps.pop_front() else {
-                tracing::debug!(call_sid = %self.sid, "application ended");
-                self.running = Running::Stopped;
-                self.hang_up(ctx, &[]);
-                return;
+            let step = match self.next_step(ctx) {
+                Next::Step(step) => step,
+                Next::Waiting => return,
+                Next::End => {
+                    tracing::debug!(call_sid = %self.sid, "application ended");
+                    self.running = Running::Stopped;
+                    self.hang_up(ctx, &[]);
+                    return;
+                }
             };
             let needs_dialog = step.verb.needs_dialog();
             self.current = Some(step);
@@ -424,7 +447,7 @@ impl Call {
             Verb::Answer => self.finish_verb(ctx, None),
             Verb::Redirect { action_hook } => {
                 let body = payload::call_fields(self);
-                let token = self.hook(ctx, &action_hook, Value::Object(body), Some(Expect::Verbs));
+                let token = self.hook(ctx, &action_hook, Payload::Event(Value::Object(body)), Some(Expect::Verbs));
                 self.running = Running::Hook { token, after: AfterHook::Replace };
             }
             Verb::Tag { data } => {
@@ -455,7 +478,7 @@ impl Call {
         self.current = None;
         self.running = match action {
             Some((hook, body)) => {
-                let token = self.hook(ctx, &hook, body, Some(Expect::Verbs));
+                let token = self.hook(ctx, &hook, Payload::Event(body), Some(Expect::Verbs));
                 Running::Hook { token, after: AfterHook::Replace }
             }
             None => Running::Idle,
@@ -471,13 +494,14 @@ impl Call {
         tracing::info!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
         let body = payload::refer_action(self, &outcome, verb_id.as_deref());
+        self.swml_refer_done(&outcome);
         let call_over = outcome.transferred() || caller_gone;
         if call_over {
             // The caller has left (or hung up): the hook still fires, its verbs cannot run.
             self.verb_status(ctx, "finished");
             self.current = None;
             if let Some(hook) = action_hook {
-                self.hook(ctx, &hook, body, None);
+                self.hook(ctx, &hook, Payload::Event(body), None);
             }
             self.running = Running::Stopped;
             if outcome.transferred() {
@@ -490,29 +514,54 @@ impl Call {
     }
 
     pub fn on_hook_reply(&mut self, ctx: &mut Ctx<'_>, token: u64, outcome: HookOutcome) {
-        let Running::Hook { token: waiting, after } = self.running else { return };
-        if waiting != token {
-            return;
-        }
+        let after = match &self.running {
+            Running::Hook { token: waiting, after } if *waiting == token => after.clone(),
+            _ => return,
+        };
         match (after, outcome) {
-            (AfterHook::Application, Ok(steps)) if !steps.is_empty() => self.steps = steps.into(),
-            (AfterHook::Application, Ok(_)) => return self.reject(ctx, "call_hook returned no verbs"),
+            (AfterHook::Application, Ok(Answer::Application(app))) => self.install(ctx, app),
+            (AfterHook::Application, Ok(_)) => return self.reject(ctx, "call_hook returned no application"),
             (AfterHook::Application, Err(why)) => return self.reject(ctx, &why),
-            (AfterHook::Replace, Ok(steps)) if !steps.is_empty() => self.steps = steps.into(),
-            (AfterHook::Replace, Ok(_)) => {}
+            (AfterHook::Replace, Ok(Answer::Application(app))) => {
+                self.install(ctx, app);
+                self.finish_redirect(ctx);
+            }
+            (AfterHook::Replace, Ok(_)) => self.finish_redirect(ctx),
             (AfterHook::Replace, Err(why)) => {
                 tracing::warn!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
+                self.finish_redirect(ctx);
             }
-        }
-        if after == AfterHook::Replace {
-            // Redirect finished its verb only once the new application arrived.
-            if self.current.is_some() {
-                self.verb_status(ctx, "finished");
-                self.current = None;
-            }
+            (AfterHook::SwmlRequest { url, save }, outcome) => self.swml_request_done(&url, save, outcome),
+            (AfterHook::SwmlFetch { params, execute }, outcome) => self.swml_fetched(params, execute, outcome),
         }
         self.running = Running::Idle;
         self.advance(ctx);
+    }
+
+    /// A redirect's verb finishes once its new application arrived.
+    fn finish_redirect(&mut self, ctx: &mut Ctx<'_>) {
+        if self.current.is_some() {
+            self.verb_status(ctx, "finished");
+            self.current = None;
+        }
+    }
+
+    /// Makes `app` the rest of the call's application.
+    fn install(&mut self, ctx: &mut Ctx<'_>, app: Application) {
+        self.program = match app {
+            Application::Verbs(steps) => Program::Verbs(steps.into()),
+            Application::Swml(doc) => Program::Swml(Box::new(self.swml_machine(ctx, doc))),
+        };
+    }
+
+    fn next_step(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        match &mut self.program {
+            Program::Verbs(steps) => steps.pop_front().map_or(Next::End, Next::Step),
+            Program::Swml(machine) => {
+                let action = machine.advance();
+                self.swml_action(ctx, action)
+            }
+        }
     }
 
     // ---- SIP in ----------------------------------------------------------------------
@@ -634,8 +683,10 @@ impl Call {
             return;
         }
         let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
+        let refer_code = transfer.refer_status();
         if let Some(code) = effect.progress {
             self.fire_event_hook(ctx, code);
+            self.swml_status(ctx, refer_code, Some(code));
         }
         if let Some(outcome) = effect.outcome {
             self.complete_refer(ctx, outcome, false);
@@ -649,7 +700,7 @@ impl Call {
         if let Some(id) = id {
             body["verb_id"] = json!(id);
         }
-        self.hook(ctx, &hook, body, None);
+        self.hook(ctx, &hook, Payload::Event(body), None);
     }
 
     /// Returns false when the response matches no transaction of this call (a stray).
@@ -726,7 +777,9 @@ impl Call {
                 if code >= 300 {
                     self.sub = None;
                 }
-                if let Some(outcome) = transfer.on_response(ctx.now, code, refer_sub_false) {
+                let outcome = transfer.on_response(ctx.now, code, refer_sub_false);
+                self.swml_status(ctx, Some(code), None);
+                if let Some(outcome) = outcome {
                     self.complete_refer(ctx, outcome, false);
                 }
             }

@@ -132,3 +132,24 @@ pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<&str>) -> Va
     }
     Value::Object(m)
 }
+
+/// SWML's `calling.call.refer` status callback (SPEC §3); codes are strings in this dialect
+/// and a code not yet received is absent. The worker adds `timestamp` when it sends.
+pub fn swml_refer_event(
+    call: &Call,
+    cfg: &Settings,
+    to_uri: &str,
+    state: &str,
+    refer_code: Option<u16>,
+    notify_code: Option<u16>,
+) -> Value {
+    let mut params = json!({"call_id": &*call.sid, "node_id": cfg.node_id, "sip_refer_to": to_uri, "state": state});
+    if let Some(c) = refer_code {
+        params["sip_refer_response_code"] = json!(c.to_string());
+    }
+    if let Some(c) = notify_code {
+        params["sip_notify_response_code"] = json!(c.to_string());
+    }
+    json!({"event_type": "calling.call.refer", "event_channel": format!("swml:{}", call.sid),
+           "project_id": cfg.project_id, "space_id": cfg.space_id, "params": params})
+}

@@ -59,6 +59,11 @@ impl Transfer {
         Transfer { cseq, timeout, refer_status: None, accepted_at: None, last_notify_cseq: None, done: false }
     }
 
+    /// The REFER's response so far (202 when a NOTIFY came first).
+    pub fn refer_status(&self) -> Option<u16> {
+        self.refer_status
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         self.accepted_at.filter(|_| !self.done).map(|t| t + self.timeout)
     }

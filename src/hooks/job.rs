@@ -1,6 +1,6 @@
 //! What the core hands to the hook workers and what comes back: plain data, no I/O.
 
-use crate::app::{Hook, Step};
+use crate::app::{Application, Hook};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -8,9 +8,29 @@ pub struct HookJob {
     /// Jobs of one call are delivered in order.
     pub call_sid: Arc<str>,
     pub hook: Hook,
-    pub body: serde_json::Value,
+    pub body: Payload,
     /// Set when the call waits for the answer (call_hook, actionHook, redirect).
     pub reply: Option<ReplyTo>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// A webhook event: the JSON body of a POST, or the query string of a GET.
+    Event(serde_json::Value),
+    /// A SWML status callback: `timestamp` is set when it is sent.
+    Stamped(serde_json::Value),
+    /// A SWML `request`: an optional JSON body and headers of the application's choosing.
+    Request { body: Option<serde_json::Value>, headers: Vec<(String, String)> },
+}
+
+impl Payload {
+    /// The JSON body, when there is one.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        match self {
+            Payload::Event(v) | Payload::Stamped(v) => Some(v),
+            Payload::Request { body, .. } => body.as_ref(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,14 +42,29 @@ pub struct ReplyTo {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// A whole application: at least one verb.
+    /// A whole application (verbs or SWML): at least one verb.
     Application,
     /// Verbs that replace the rest of the application; empty or no body means "go on".
     Verbs,
+    /// A SWML document (`execute` or `transfer` to a URL).
+    Swml,
+    /// Whatever the server answers (SWML `request`).
+    Http,
 }
 
-/// The answer to a hook the call waits for: its verbs, or why there are none.
-pub type HookOutcome = Result<Vec<Step>, String>;
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Application(Application),
+    /// An actionHook answered with no verbs: the application goes on.
+    Nothing,
+    Http {
+        status: u16,
+        body: String,
+    },
+}
+
+/// The answer to a hook the call waits for, or why there is none.
+pub type HookOutcome = Result<Answer, String>;
 
 #[derive(Clone, Debug)]
 pub struct HookReply {

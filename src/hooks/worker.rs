@@ -2,10 +2,10 @@
 //! call's task; different calls run concurrently over pooled keep-alive connections.
 //! The shard only ever `try_send`s into the bounded queue, so SIP never waits on HTTP.
 
-use super::job::{Expect, HookJob, HookOutcome, HookReply};
+use super::job::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
 use super::sign::signature;
-use crate::app::{parse_verbs, HttpMethod};
+use crate::app::{parse_document, parse_verbs, Application, HttpMethod};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -121,17 +121,23 @@ struct Deliverer {
 impl Deliverer {
     async fn run(&self, job: HookJob) {
         let result = self.deliver(&job).await;
-        match job.reply {
-            Some(reply) => {
-                let outcome = result.and_then(|body| interpret(&body, reply.expect));
-                (self.sink)(HookReply { call: reply.call, token: reply.token, outcome });
-            }
-            None => {
-                if let Err(e) = result {
-                    tracing::warn!(call_sid = %job.call_sid, error = %e, "hook not delivered");
+        let Some(reply) = job.reply else {
+            match result {
+                Ok((status, _)) if !(200..300).contains(&status) => {
+                    tracing::warn!(call_sid = %job.call_sid, url = %job.hook.url, status, "hook refused")
                 }
+                Err(e) => tracing::warn!(call_sid = %job.call_sid, error = %e, "hook not delivered"),
+                Ok(_) => {}
             }
-        }
+            return;
+        };
+        let outcome = match (result, reply.expect) {
+            (Ok((status, body)), Expect::Http) => Ok(Answer::Http { status, body }),
+            (Ok((status, body)), expect) if (200..300).contains(&status) => interpret(&body, expect),
+            (Ok((status, _)), _) => Err(format!("{} answered HTTP {status}", job.hook.url)),
+            (Err(e), _) => Err(e),
+        };
+        (self.sink)(HookReply { call: reply.call, token: reply.token, outcome });
     }
 
     fn resolve(&self, raw: &str) -> Result<Url, String> {
@@ -145,38 +151,63 @@ impl Deliverer {
         }
     }
 
-    async fn deliver(&self, job: &HookJob) -> Result<String, String> {
+    /// Delivers with retries; the status and body of the last completed exchange.
+    async fn deliver(&self, job: &HookJob) -> Result<(u16, String), String> {
         let mut url = self.resolve(&job.hook.url)?;
         let policy = Policy::from_fragment(url.fragment(), Policy::default_with(self.settings.retries));
         url.set_fragment(None);
-        let body = serde_json::to_vec(&job.body).map_err(|e| e.to_string())?;
         let mut attempt = 0;
         loop {
-            match self.attempt(&url, job, &body).await {
-                Ok(text) => return Ok(text),
-                Err((failure, why)) if attempt < policy.retries && policy.retries(failure) => {
-                    tracing::debug!(call_sid = %job.call_sid, error = %why, attempt, "hook failed; retrying");
-                    tokio::time::sleep(backoff(self.settings.backoff, attempt, fastrand::f64())).await;
-                    attempt += 1;
-                }
-                Err((_, why)) => return Err(why),
+            let failure = match self.attempt(&url, job).await {
+                Ok((status, body)) if (200..300).contains(&status) => return Ok((status, body)),
+                Ok((status, body)) => (Failure::Status(status), Ok((status, body))),
+                Err((failure, why)) => (failure, Err(why)),
+            };
+            if attempt >= policy.retries || !policy.retries(failure.0) {
+                return failure.1;
             }
+            tracing::debug!(call_sid = %job.call_sid, url = %url, attempt, "hook failed; retrying");
+            tokio::time::sleep(backoff(self.settings.backoff, attempt, fastrand::f64())).await;
+            attempt += 1;
         }
     }
 
-    async fn attempt(&self, url: &Url, job: &HookJob, body: &[u8]) -> Result<String, (Failure, String)> {
-        let (mut req, signed) = match job.hook.method {
-            HttpMethod::Post => {
-                (self.client.post(url.clone()).header("Content-Type", "application/json").body(body.to_vec()), body)
-            }
-            HttpMethod::Get => (self.client.get(query_url(url, &job.body)), &b""[..]),
+    async fn attempt(&self, url: &Url, job: &HookJob) -> Result<(u16, String), (Failure, String)> {
+        let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
+        let method = match job.hook.method {
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Delete => reqwest::Method::DELETE,
         };
+        let (target, body) = match &job.body {
+            Payload::Event(v) if job.hook.method == HttpMethod::Get => (query_url(url, v), None),
+            Payload::Event(v) => (url.clone(), Some(json(v))),
+            Payload::Stamped(v) => {
+                let mut v = v.clone();
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                v["timestamp"] = serde_json::json!(now);
+                (url.clone(), Some(json(&v)))
+            }
+            Payload::Request { body, .. } => (url.clone(), body.as_ref().map(json)),
+        };
+        let headers = match &job.body {
+            Payload::Request { headers, .. } => headers.as_slice(),
+            _ => &[],
+        };
+        let mut req = self.client.request(method, target);
+        if let Some(body) = &body {
+            req = req.header("Content-Type", "application/json").body(body.clone());
+        }
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
         if let Some(auth) = &job.hook.auth {
             req = req.basic_auth(&auth.username, Some(&auth.password));
         }
         if let Some(secret) = &self.settings.secret {
             let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let sig = signature(secret.as_bytes(), unix, signed);
+            let sig = signature(secret.as_bytes(), unix, body.as_deref().unwrap_or_default());
             req = req.header("Baton-Signature", &sig).header("Jambonz-Signature", &sig);
         }
         let classify = |e: reqwest::Error| {
@@ -190,13 +221,9 @@ impl Deliverer {
             (failure, format!("{url}: {e}"))
         };
         let resp = req.send().await.map_err(classify)?;
-        let status = resp.status();
+        let status = resp.status().as_u16();
         let text = resp.text().await.map_err(classify)?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err((Failure::Status(status.as_u16()), format!("{url} answered HTTP {}", status.as_u16())))
-        }
+        Ok((status, text))
     }
 }
 
@@ -215,21 +242,27 @@ fn query_url(url: &Url, body: &serde_json::Value) -> Url {
     url
 }
 
-/// Reads an awaited hook's answer as verbs.
+/// Reads an awaited hook's answer.
 fn interpret(body: &str, expect: Expect) -> HookOutcome {
-    if body.trim().is_empty() {
-        return Ok(Vec::new());
+    let problems =
+        |errors: Vec<crate::app::DocError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    match expect {
+        Expect::Application | Expect::Swml if body.trim().is_empty() => Err("the answer holds no application".into()),
+        Expect::Application => parse_document(body).map(Answer::Application).map_err(problems),
+        Expect::Swml => match parse_document(body).map_err(problems)? {
+            swml @ Application::Swml(_) => Ok(Answer::Application(swml)),
+            Application::Verbs(_) => Err("expected a SWML document, got jambonz verbs".into()),
+        },
+        // An actionHook may answer with anything ("OK", {}): only a JSON array means verbs.
+        Expect::Verbs => match serde_json::from_str::<serde_json::Value>(body) {
+            Ok(value @ serde_json::Value::Array(_)) => match parse_verbs(&value).map_err(problems)? {
+                steps if steps.is_empty() => Ok(Answer::Nothing),
+                steps => Ok(Answer::Application(Application::Verbs(steps))),
+            },
+            _ => Ok(Answer::Nothing),
+        },
+        Expect::Http => Ok(Answer::Http { status: 200, body: body.to_string() }),
     }
-    let value: serde_json::Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        // An actionHook may answer with anything (plain "OK"); only an application must be JSON.
-        Err(_) if expect == Expect::Verbs => return Ok(Vec::new()),
-        Err(e) => return Err(format!("call_hook answer is not valid JSON: {e}")),
-    };
-    if expect == Expect::Verbs && !value.is_array() {
-        return Ok(Vec::new());
-    }
-    parse_verbs(&value).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 #[cfg(test)]
@@ -238,15 +271,18 @@ mod tests {
 
     #[test]
     fn interprets_answers() {
-        assert_eq!(interpret("", Expect::Verbs), Ok(Vec::new()));
-        assert_eq!(interpret("OK", Expect::Verbs), Ok(Vec::new()));
-        assert_eq!(interpret("{\"ok\":true}", Expect::Verbs), Ok(Vec::new()));
-        assert_eq!(interpret("[{\"verb\":\"hangup\"}]", Expect::Verbs).map(|v| v.len()), Ok(1));
-        assert!(interpret("nope", Expect::Application).unwrap_err().contains("not valid JSON"));
+        assert_eq!(interpret("", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(interpret("OK", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(interpret("{\"ok\":true}", Expect::Verbs), Ok(Answer::Nothing));
+        assert!(
+            matches!(interpret("[{\"verb\":\"hangup\"}]", Expect::Verbs), Ok(Answer::Application(Application::Verbs(v))) if v.len() == 1)
+        );
+        assert!(interpret("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
         assert_eq!(
             interpret("[{\"verb\":\"play\"}]", Expect::Application),
             Err("verb 0 (play): play: needs media, which baton does not provide".into())
         );
+        assert!(interpret("[{\"verb\":\"answer\"}]", Expect::Swml).unwrap_err().contains("expected a SWML document"));
     }
 
     #[test]
