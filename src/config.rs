@@ -76,6 +76,15 @@ pub struct Options {
     /// Hooks queued before new ones are dropped (default 65536).
     #[arg(long, value_name = "N")]
     pub hook_queue: Option<usize>,
+    /// Where hooks that cannot be delivered are written (default baton-dead-letters.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+    /// On SIGTERM, seconds calls in progress may take to finish (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_grace: Option<f64>,
+    /// On SIGTERM, seconds queued hooks may still be tried before they are dead-lettered (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub hook_flush: Option<f64>,
     /// Sent as account_sid in the call hook.
     #[arg(long)]
     pub account_sid: Option<String>,
@@ -128,6 +137,9 @@ impl Options {
             hook_retries,
             hook_backoff_ms,
             hook_queue,
+            dead_letter,
+            shutdown_grace,
+            hook_flush,
             account_sid,
             application_sid,
             project_id,
@@ -170,11 +182,7 @@ impl Options {
         if timers.t1.is_zero() || timers.t2 < timers.t1 {
             return Err("timers: T1 must be above 0 and T2 at least T1".into());
         }
-        let notify_timeout = match self.notify_timeout {
-            Some(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
-            Some(s) => return Err(format!("--notify-timeout {s}: must be above 0 and at most 86400 seconds")),
-            None => Duration::from_secs(15),
-        };
+        let notify_timeout = seconds("--notify-timeout", self.notify_timeout, Duration::from_secs(15))?;
         let defaults = Settings::default();
         let settings = Settings {
             timers,
@@ -203,8 +211,20 @@ impl Options {
             retries: self.hook_retries.unwrap_or(hook_defaults.retries),
             backoff: self.hook_backoff_ms.map_or(hook_defaults.backoff, Duration::from_millis),
             queue: self.hook_queue.unwrap_or(hook_defaults.queue),
+            dead_letter: self.dead_letter.unwrap_or(hook_defaults.dead_letter),
+            flush: seconds("--hook-flush", self.hook_flush, hook_defaults.flush)?,
         };
-        Ok(ServerConfig { listen, settings, hooks })
+        let grace = seconds("--shutdown-grace", self.shutdown_grace, Duration::from_secs(30))?;
+        Ok(ServerConfig { listen, settings, hooks, grace })
+    }
+}
+
+/// A duration flag in seconds: above 0, at most a day.
+fn seconds(flag: &str, value: Option<f64>, default: Duration) -> Result<Duration, String> {
+    match value {
+        Some(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(format!("{flag} {s}: must be above 0 and at most 86400 seconds")),
+        None => Ok(default),
     }
 }
 

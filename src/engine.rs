@@ -197,6 +197,10 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     out: VecDeque<Output>,
     next_key: u64,
+    /// Shutting down: no new calls.
+    draining: bool,
+    /// The hook queue is nearly full: no new calls.
+    congested: bool,
     pub stats: Stats,
 }
 
@@ -211,12 +215,43 @@ impl Engine {
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             next_key: 1,
+            draining: false,
+            congested: false,
             stats: Stats::default(),
         }
     }
 
+    /// Calls held, including ended ones still absorbing retransmissions.
     pub fn calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Calls not ended yet.
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|s| s.call.is_active()).count()
+    }
+
+    /// Stops admitting calls (503 with Retry-After); calls in progress carry on.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// While set, new calls are refused so admitted calls keep room for their hooks.
+    pub fn set_congested(&mut self, congested: bool) {
+        self.congested = congested;
+    }
+
+    /// Ends every call still in progress (shutdown's grace is over): transfers report
+    /// their actionHook, answered calls get BYE, unanswered ones 503.
+    pub fn end_all(&mut self, now: Instant) {
+        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        for key in keys {
+            if let Some(slot) = self.calls.get_mut(&key) {
+                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                slot.call.shut_down(&mut ctx);
+            }
+            self.reschedule(now, key);
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -280,7 +315,7 @@ impl Engine {
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
-                    if self.calls.len() >= self.cfg.max_calls {
+                    if self.calls.len() >= self.cfg.max_calls || self.draining || self.congested {
                         self.stats.refused += 1;
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;

@@ -22,6 +22,16 @@ enum Command {
         #[command(flatten)]
         options: Box<Options>,
     },
+    /// Send the hooks of a dead-letter file again. What still fails stays in the file.
+    Replay {
+        file: PathBuf,
+        /// Signs each request, as `serve` does.
+        #[arg(long, value_name = "SECRET")]
+        webhook_secret: Option<String>,
+        /// Timeout of one request in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        hook_timeout_ms: u64,
+    },
     /// Validate application documents: prints each problem, exits 1 if there is any.
     Check {
         #[arg(required = true)]
@@ -30,13 +40,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match Cli::parse().command {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
+        Command::Replay { file, webhook_secret, hook_timeout_ms } => {
+            replay(&file, webhook_secret.as_deref(), std::time::Duration::from_millis(hook_timeout_ms))
+        }
     }
 }
 
@@ -63,8 +78,15 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
         tracing::info!(%addr, "listening (udp)");
     }
     signals.forever().next();
-    tracing::info!("stopping");
-    let stats = server.stop();
+    tracing::info!("signal: shutting down gracefully (a second signal stops at once)");
+    let (control, waker) = server.control();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            control.stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = waker.wake();
+        }
+    });
+    let stats = server.shutdown();
     tracing::info!(?stats, "stopped");
     ExitCode::SUCCESS
 }
@@ -87,6 +109,38 @@ fn check(files: &[PathBuf]) -> ExitCode {
         }
     }
     if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn replay(path: &std::path::Path, secret: Option<&str>, timeout: std::time::Duration) -> ExitCode {
+    let letters = match baton::hooks::dead_letter::read(path) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let total = letters.len();
+    let failed = match baton::hooks::worker::replay(letters, secret, timeout) {
+        Ok(f) => f,
+        Err(e) => return fail(&e.to_string()),
+    };
+    // What still fails replaces the file, so it always holds exactly what is undelivered.
+    let kept = failed.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect::<String>();
+    let tmp = path.with_extension("replaying");
+    let written = if failed.is_empty() {
+        std::fs::remove_file(path)
+    } else {
+        std::fs::write(&tmp, kept).and_then(|_| std::fs::rename(&tmp, path))
+    };
+    if let Err(e) = written {
+        return fail(&format!("{}: {e}", path.display()));
+    }
+    println!("{total} replayed: {} delivered, {} failed", total - failed.len(), failed.len());
+    for letter in &failed {
+        println!("  {} {} ({}): {}", letter.method, letter.url, letter.call_sid, letter.last_error);
+    }
+    if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -3,23 +3,26 @@
 use crate::engine::{Engine, Settings, Stats};
 use crate::hooks::worker::{HookSettings, Hooks};
 use crate::io::bind_udp;
-use crate::shard::{reply_sink, Shard, WAKER};
+use crate::shard::{reply_sink, Control, Shard, WAKER};
 use mio::{Poll, Waker};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub settings: Settings,
     pub hooks: HookSettings,
+    /// On shutdown, how long calls in progress may take to finish.
+    pub grace: Duration,
 }
 
 pub struct Server {
     addrs: Vec<SocketAddr>,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     waker: Arc<Waker>,
     shard: JoinHandle<Stats>,
 }
@@ -39,17 +42,18 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, inbox) = crossbeam_channel::unbounded();
         let hooks = Hooks::start(config.hooks, reply_sink(tx, waker.clone()))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(Control::default());
         let shard = Shard {
             engine: Engine::new(Arc::new(config.settings), 0, fastrand::u64(..)),
             poll,
             sockets,
             inbox,
             hooks,
-            stop: stop.clone(),
+            control: control.clone(),
+            grace: config.grace,
         };
         let shard = std::thread::Builder::new().name("baton-shard-0".into()).spawn(move || shard.run())?;
-        Ok(Server { addrs, stop, waker, shard })
+        Ok(Server { addrs, control, waker, shard })
     }
 
     /// The bound addresses (a port of 0 in the config is resolved here).
@@ -57,9 +61,25 @@ impl Server {
         &self.addrs
     }
 
-    /// Stops the shard, delivers the hooks already queued, and returns the counters.
+    /// Stops at once; hooks already queued are still delivered (or dead-lettered).
     pub fn stop(self) -> Stats {
-        self.stop.store(true, Ordering::Release);
+        self.control.stop.store(true, Ordering::Release);
+        self.finish()
+    }
+
+    /// Graceful: refuses new calls (503), lets calls in progress finish within the grace,
+    /// ends the rest, then flushes the hook queue. Returns the counters.
+    pub fn shutdown(self) -> Stats {
+        self.control.drain.store(true, Ordering::Release);
+        self.finish()
+    }
+
+    /// A handle that can ask for a stop from another thread (a second signal).
+    pub fn control(&self) -> (Arc<Control>, Arc<Waker>) {
+        (self.control.clone(), self.waker.clone())
+    }
+
+    fn finish(self) -> Stats {
         let _ = self.waker.wake();
         self.shard.join().unwrap_or_default()
     }

@@ -881,6 +881,30 @@ impl Call {
 }
 
 impl Call {
+    pub fn is_active(&self) -> bool {
+        self.phase != Phase::Ended
+    }
+
+    /// Shutdown: a transfer in progress reports its end, then the call is ended.
+    pub fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
+        let outcome = match &mut self.running {
+            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.complete_refer(ctx, outcome, true);
+        }
+        match self.phase {
+            Phase::Early => {
+                let retry = [("Retry-After".to_string(), "5".to_string())];
+                self.respond_invite(ctx, 503, "Service Unavailable", &retry, None);
+                self.end(ctx, Status::Failed, Some("baton"));
+            }
+            Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),
+            Phase::Ended => {}
+        }
+    }
+
     pub fn dialog_call_id(&self) -> &str {
         &self.dialog.call_id
     }

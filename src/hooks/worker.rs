@@ -1,16 +1,21 @@
 //! Delivery: one thread with an async runtime. Jobs of one call run in order on that
 //! call's task; different calls run concurrently over pooled keep-alive connections.
 //! The shard only ever `try_send`s into the bounded queue, so SIP never waits on HTTP.
+//! A hook that exhausts its retries, or is still queued when shutdown's flush time is
+//! over, is written to the dead-letter file.
 
+use super::dead_letter::{DeadLetter, DeadLetters};
 use super::job::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
 use super::sign::signature;
 use crate::app::{parse_document, parse_verbs, Application, HttpMethod};
+use base64::Engine as _;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -23,6 +28,10 @@ pub struct HookSettings {
     pub retries: u32,
     pub backoff: Duration,
     pub queue: usize,
+    /// Where undeliverable hooks are written.
+    pub dead_letter: PathBuf,
+    /// At shutdown, how long queued hooks may still be tried before they are dead-lettered.
+    pub flush: Duration,
 }
 
 impl Default for HookSettings {
@@ -34,6 +43,8 @@ impl Default for HookSettings {
             retries: 2,
             backoff: Duration::from_millis(200),
             queue: 65_536,
+            dead_letter: PathBuf::from("baton-dead-letters.jsonl"),
+            flush: Duration::from_secs(10),
         }
     }
 }
@@ -54,22 +65,30 @@ pub struct QueueFull;
 pub struct Hooks {
     tx: mpsc::Sender<Msg>,
     thread: JoinHandle<()>,
+    queue: usize,
+}
+
+fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(64).build().map_err(std::io::Error::other)
 }
 
 impl Hooks {
     pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<Hooks> {
-        let (tx, rx) = mpsc::channel(settings.queue.max(1));
+        let queue = settings.queue.max(1);
+        let (tx, rx) = mpsc::channel(queue);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(std::io::Error::other)?;
-        let deliverer = Arc::new(Deliverer { client, settings, sink });
+        let (cut, cutoff) = watch::channel(false);
+        let deliverer = Arc::new(Deliverer {
+            client: client(settings.timeout)?,
+            dead: DeadLetters::new(settings.dead_letter.clone()),
+            settings,
+            sink,
+            cutoff,
+        });
         let thread = std::thread::Builder::new()
             .name("baton-hooks".into())
-            .spawn(move || runtime.block_on(dispatch(rx, deliverer)))?;
-        Ok(Hooks { tx, thread })
+            .spawn(move || runtime.block_on(dispatch(rx, deliverer, cut)))?;
+        Ok(Hooks { tx, thread, queue })
     }
 
     /// Never blocks: when the queue is full (or closed) the message is not taken.
@@ -77,14 +96,20 @@ impl Hooks {
         self.tx.try_send(msg).map_err(|_| QueueFull)
     }
 
-    /// Closes the queue and waits until every queued hook has been delivered or given up.
+    /// Nearly full: new calls should be refused so the calls already admitted keep room
+    /// for their hooks.
+    pub fn congested(&self) -> bool {
+        self.tx.capacity() < (self.queue / 8).max(1)
+    }
+
+    /// Closes the queue and waits until every queued hook is delivered or dead-lettered.
     pub fn shutdown(self) {
         drop(self.tx);
         let _ = self.thread.join();
     }
 }
 
-async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>) {
+async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>, cut: watch::Sender<bool>) {
     let mut calls: HashMap<Arc<str>, mpsc::UnboundedSender<HookJob>> = HashMap::new();
     let mut tasks = JoinSet::new();
     while let Some(msg) = rx.recv().await {
@@ -108,29 +133,41 @@ async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>) {
         }
         while tasks.try_join_next().is_some() {}
     }
+    // Shutdown: what is queued gets the flush time, then goes to the dead-letter file.
     drop(calls);
-    while tasks.join_next().await.is_some() {}
+    let flush = deliverer.settings.flush;
+    if tokio::time::timeout(flush, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        let _ = cut.send(true);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A request ready to send: what a dead letter records and a replay sends again.
+#[derive(Clone, Debug)]
+struct Prepared {
+    method: String,
+    url: Url,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
 }
 
 struct Deliverer {
     client: reqwest::Client,
     settings: HookSettings,
     sink: ReplySink,
+    dead: DeadLetters,
+    /// Turns true when shutdown's flush time is over.
+    cutoff: watch::Receiver<bool>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Deliverer {
     async fn run(&self, job: HookJob) {
         let result = self.deliver(&job).await;
-        let Some(reply) = job.reply else {
-            match result {
-                Ok((status, _)) if !(200..300).contains(&status) => {
-                    tracing::warn!(call_sid = %job.call_sid, url = %job.hook.url, status, "hook refused")
-                }
-                Err(e) => tracing::warn!(call_sid = %job.call_sid, error = %e, "hook not delivered"),
-                Ok(_) => {}
-            }
-            return;
-        };
+        let Some(reply) = job.reply else { return };
         let outcome = match (result, reply.expect) {
             (Ok((status, body)), Expect::Http) => Ok(Answer::Http { status, body }),
             (Ok((status, body)), expect) if (200..300).contains(&status) => interpret(&body, expect),
@@ -151,36 +188,16 @@ impl Deliverer {
         }
     }
 
-    /// Delivers with retries; the status and body of the last completed exchange.
-    async fn deliver(&self, job: &HookJob) -> Result<(u16, String), String> {
-        let mut url = self.resolve(&job.hook.url)?;
-        let policy = Policy::from_fragment(url.fragment(), Policy::default_with(self.settings.retries));
-        url.set_fragment(None);
-        let mut attempt = 0;
-        loop {
-            let failure = match self.attempt(&url, job).await {
-                Ok((status, body)) if (200..300).contains(&status) => return Ok((status, body)),
-                Ok((status, body)) => (Failure::Status(status), Ok((status, body))),
-                Err((failure, why)) => (failure, Err(why)),
-            };
-            if attempt >= policy.retries || !policy.retries(failure.0) {
-                return failure.1;
-            }
-            tracing::debug!(call_sid = %job.call_sid, url = %url, attempt, "hook failed; retrying");
-            tokio::time::sleep(backoff(self.settings.backoff, attempt, fastrand::f64())).await;
-            attempt += 1;
-        }
-    }
-
-    async fn attempt(&self, url: &Url, job: &HookJob) -> Result<(u16, String), (Failure, String)> {
+    /// The request for a job: method, URL (with a GET's query), headers, body.
+    fn prepare(&self, url: &Url, job: &HookJob) -> Prepared {
         let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
         let method = match job.hook.method {
-            HttpMethod::Post => reqwest::Method::POST,
-            HttpMethod::Get => reqwest::Method::GET,
-            HttpMethod::Put => reqwest::Method::PUT,
-            HttpMethod::Delete => reqwest::Method::DELETE,
+            HttpMethod::Post => "POST",
+            HttpMethod::Get => "GET",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
         };
-        let (target, body) = match &job.body {
+        let (url, body) = match &job.body {
             Payload::Event(v) if job.hook.method == HttpMethod::Get => (query_url(url, v), None),
             Payload::Event(v) => (url.clone(), Some(json(v))),
             Payload::Stamped(v) => {
@@ -191,40 +208,143 @@ impl Deliverer {
             }
             Payload::Request { body, .. } => (url.clone(), body.as_ref().map(json)),
         };
-        let headers = match &job.body {
-            Payload::Request { headers, .. } => headers.as_slice(),
-            _ => &[],
-        };
-        let mut req = self.client.request(method, target);
-        if let Some(body) = &body {
-            req = req.header("Content-Type", "application/json").body(body.clone());
+        let mut headers = Vec::new();
+        if body.is_some() {
+            headers.push(("Content-Type".to_string(), "application/json".to_string()));
         }
-        for (name, value) in headers {
-            req = req.header(name.as_str(), value.as_str());
+        if let Payload::Request { headers: extra, .. } = &job.body {
+            headers.extend(extra.iter().cloned());
         }
         if let Some(auth) = &job.hook.auth {
-            req = req.basic_auth(&auth.username, Some(&auth.password));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
+            headers.push(("Authorization".to_string(), format!("Basic {token}")));
         }
-        if let Some(secret) = &self.settings.secret {
-            let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let sig = signature(secret.as_bytes(), unix, body.as_deref().unwrap_or_default());
-            req = req.header("Baton-Signature", &sig).header("Jambonz-Signature", &sig);
-        }
-        let classify = |e: reqwest::Error| {
-            let failure = if e.is_timeout() {
-                Failure::Timeout
-            } else if e.is_connect() {
-                Failure::Connect
-            } else {
-                Failure::Other
-            };
-            (failure, format!("{url}: {e}"))
-        };
-        let resp = req.send().await.map_err(classify)?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(classify)?;
-        Ok((status, text))
+        Prepared { method: method.to_string(), url, headers, body }
     }
+
+    /// Delivers with retries; the status and body of the last completed exchange. A hook
+    /// nobody waits on (or an actionHook) that cannot be delivered is dead-lettered.
+    async fn deliver(&self, job: &HookJob) -> Result<(u16, String), String> {
+        let mut url = self.resolve(&job.hook.url)?;
+        let policy = Policy::from_fragment(url.fragment(), Policy::default_with(self.settings.retries));
+        url.set_fragment(None);
+        let prepared = self.prepare(&url, job);
+        let mut attempt = 0;
+        let mut cutoff = self.cutoff.clone();
+        let last = loop {
+            if *cutoff.borrow() {
+                break Err("not delivered before shutdown".to_string());
+            }
+            let result = tokio::select! {
+                r = send(&self.client, self.settings.secret.as_deref(), &prepared) => r,
+                _ = cutoff.wait_for(|cut| *cut) => Err((Failure::Other, "not delivered before shutdown".into())),
+            };
+            attempt += 1;
+            let (failure, last) = match result {
+                Ok((status, body)) if (200..300).contains(&status) => return Ok((status, body)),
+                Ok((status, body)) => (Failure::Status(status), Ok((status, body))),
+                Err((failure, why)) => (failure, Err(why)),
+            };
+            if attempt > policy.retries || !policy.retries(failure) || *cutoff.borrow() {
+                break last;
+            }
+            tracing::debug!(call_sid = %job.call_sid, url = %url, attempt, "hook failed; retrying");
+            tokio::time::sleep(backoff(self.settings.backoff, attempt - 1, fastrand::f64())).await;
+        };
+        let keeps_news = matches!(job.reply.map(|r| r.expect), None | Some(Expect::Verbs));
+        if keeps_news {
+            let last_error = match &last {
+                Ok((status, _)) => format!("HTTP {status}"),
+                Err(e) => e.clone(),
+            };
+            self.dead.append(&DeadLetter {
+                call_sid: job.call_sid.to_string(),
+                url: prepared.url.to_string(),
+                method: prepared.method.clone(),
+                headers: prepared.headers.clone(),
+                body: prepared.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+                attempts: attempt,
+                last_error,
+                at: unix_now(),
+            });
+        }
+        last
+    }
+}
+
+/// One HTTP exchange; signs the body when there is a secret.
+async fn send(
+    client: &reqwest::Client,
+    secret: Option<&str>,
+    p: &Prepared,
+) -> Result<(u16, String), (Failure, String)> {
+    let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut req = client.request(method, p.url.clone());
+    for (name, value) in &p.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some(secret) = secret {
+        let sig = signature(secret.as_bytes(), unix_now(), p.body.as_deref().unwrap_or_default());
+        req = req.header("Baton-Signature", &sig).header("Jambonz-Signature", &sig);
+    }
+    if let Some(body) = &p.body {
+        req = req.body(body.clone());
+    }
+    let url = &p.url;
+    let classify = |e: reqwest::Error| {
+        let failure = if e.is_timeout() {
+            Failure::Timeout
+        } else if e.is_connect() {
+            Failure::Connect
+        } else {
+            Failure::Other
+        };
+        (failure, format!("{url}: {e}"))
+    };
+    let resp = req.send().await.map_err(classify)?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(classify)?;
+    Ok((status, text))
+}
+
+/// `baton replay`: sends every dead letter of `path` once more, in order. Returns the
+/// letters that failed again.
+pub fn replay(letters: Vec<DeadLetter>, secret: Option<&str>, timeout: Duration) -> std::io::Result<Vec<DeadLetter>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = client(timeout)?;
+    runtime.block_on(async {
+        let mut failed = Vec::new();
+        for mut letter in letters {
+            let prepared = match Url::parse(&letter.url) {
+                Ok(url) => Prepared {
+                    method: letter.method.clone(),
+                    url,
+                    headers: letter.headers.clone(),
+                    body: letter.body.clone().map(String::into_bytes),
+                },
+                Err(e) => {
+                    letter.last_error = format!("bad URL: {e}");
+                    failed.push(letter);
+                    continue;
+                }
+            };
+            letter.attempts += 1;
+            letter.at = unix_now();
+            match send(&client, secret, &prepared).await {
+                Ok((status, _)) if (200..300).contains(&status) => {}
+                Ok((status, _)) => {
+                    letter.last_error = format!("HTTP {status}");
+                    failed.push(letter);
+                }
+                Err((_, e)) => {
+                    letter.last_error = e;
+                    failed.push(letter);
+                }
+            }
+        }
+        Ok(failed)
+    })
 }
 
 /// GET hooks carry the payload's top-level fields as the query string.

@@ -24,7 +24,18 @@ pub struct Shard {
     pub sockets: Vec<(UdpSocket, SocketAddr)>,
     pub inbox: crossbeam_channel::Receiver<HookReply>,
     pub hooks: Hooks,
-    pub stop: Arc<AtomicBool>,
+    pub control: Arc<Control>,
+    /// How long calls in progress may take to finish once draining starts.
+    pub grace: Duration,
+}
+
+/// How the outside asks a shard to end.
+#[derive(Default)]
+pub struct Control {
+    /// Stop at once.
+    pub stop: AtomicBool,
+    /// Stop admitting calls; end when the calls in progress are done or the grace is over.
+    pub drain: AtomicBool,
 }
 
 impl Shard {
@@ -39,12 +50,11 @@ impl Shard {
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut backlog = false;
-        while !self.stop.load(Ordering::Acquire) {
-            let timeout = if backlog {
-                Some(Duration::ZERO)
-            } else {
-                self.engine.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()))
-            };
+        let mut drain_until: Option<Instant> = None;
+        while !self.control.stop.load(Ordering::Acquire) {
+            let wake = self.engine.poll_timeout().into_iter().chain(drain_until).min();
+            let timeout =
+                if backlog { Some(Duration::ZERO) } else { wake.map(|t| t.saturating_duration_since(Instant::now())) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
                     tracing::error!(error = %e, "poll failed; shard stops");
@@ -60,7 +70,25 @@ impl Shard {
                 self.engine.handle_hook_reply(now, reply);
             }
             self.engine.handle_timeout(Instant::now());
+            self.engine.set_congested(self.hooks.congested());
             self.flush();
+            if drain_until.is_none() && self.control.drain.load(Ordering::Acquire) {
+                tracing::info!(calls = self.engine.active_calls(), grace = ?self.grace, "draining: no new calls");
+                self.engine.drain();
+                drain_until = Some(Instant::now() + self.grace);
+            }
+            if let Some(until) = drain_until {
+                let active = self.engine.active_calls();
+                if active == 0 {
+                    break;
+                }
+                if Instant::now() >= until {
+                    tracing::warn!(calls = active, "grace over: ending the calls still in progress");
+                    self.engine.end_all(Instant::now());
+                    self.flush();
+                    break;
+                }
+            }
         }
         let stats = self.engine.stats;
         self.hooks.shutdown();

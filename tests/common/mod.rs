@@ -72,9 +72,14 @@ async fn record(
 
 impl HookServer {
     pub fn start() -> HookServer {
+        HookServer::start_on(0)
+    }
+
+    /// On a given port (0: any), e.g. to bring back an endpoint that was down.
+    pub fn start_on(port: u16) -> HookServer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let state = HookState::default();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))).unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().fallback(record).with_state(state.clone());
         rt.spawn(async move { axum::serve(listener, app).await });
@@ -134,10 +139,15 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
         base: Some(url::Url::parse(&hooks.url("/call")).unwrap()),
         secret: Some("s3cret".into()),
         backoff: Duration::from_millis(20),
+        dead_letter: std::env::temp_dir().join(format!(
+            "baton-test-dead-{}-{}.jsonl",
+            std::process::id(),
+            fastrand::u64(..)
+        )),
         ..HookSettings::default()
     };
-    Server::start(ServerConfig { listen: vec!["127.0.0.1:0".parse().unwrap()], settings, hooks: hook_settings })
-        .unwrap()
+    let listen = vec!["127.0.0.1:0".parse().unwrap()];
+    Server::start(ServerConfig { listen, settings, hooks: hook_settings, grace: Duration::from_secs(5) }).unwrap()
 }
 
 /// A hook server, a running baton and a carrier pointed at it; baton stops on drop.
