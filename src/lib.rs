@@ -10,6 +10,7 @@ pub mod dialog;
 pub mod engine;
 pub mod hooks;
 pub mod io;
+pub mod load;
 pub mod server;
 pub mod shard;
 pub mod sip;

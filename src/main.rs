@@ -22,6 +22,24 @@ enum Command {
         #[command(flatten)]
         options: Box<Options>,
     },
+    /// Play a carrier against a running baton: call in at a fixed rate, accept each REFER,
+    /// report NOTIFY 100/180/200, expect BYE; prints throughput and latency.
+    Load {
+        #[arg(long, value_name = "IP:PORT")]
+        target: std::net::SocketAddr,
+        /// Calls started per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds to start calls for.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Exactly this many calls (instead of rate × duration).
+        #[arg(long)]
+        calls: Option<u64>,
+        /// Local address to send from.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: std::net::SocketAddr,
+    },
     /// Send the hooks of a dead-letter file again. What still fails stays in the file.
     Replay {
         file: PathBuf,
@@ -49,6 +67,15 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
+        Command::Load { target, rate, duration, calls, bind } => load(&baton::load::LoadConfig {
+            target,
+            rate,
+            duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
+            calls,
+            bind,
+            drain: std::time::Duration::from_secs(10),
+            progress: true,
+        }),
         Command::Replay { file, webhook_secret, hook_timeout_ms } => {
             replay(&file, webhook_secret.as_deref(), std::time::Duration::from_millis(hook_timeout_ms))
         }
@@ -112,6 +139,23 @@ fn check(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn load(cfg: &baton::load::LoadConfig) -> ExitCode {
+    if !(cfg.rate > 0.0) {
+        return fail("--rate must be above 0");
+    }
+    match baton::load::run(cfg) {
+        Ok(report) => {
+            println!("{report}");
+            if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 

@@ -6,6 +6,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// During an outage every hook fails: say so once, then at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -25,11 +29,13 @@ pub struct DeadLetter {
 pub struct DeadLetters {
     path: PathBuf,
     file: Mutex<Option<File>>,
+    /// When the log last spoke, and how many letters since.
+    quiet: Mutex<(Option<Instant>, u64)>,
 }
 
 impl DeadLetters {
     pub fn new(path: PathBuf) -> DeadLetters {
-        DeadLetters { path, file: Mutex::new(None) }
+        DeadLetters { path, file: Mutex::new(None), quiet: Mutex::new((None, 0)) }
     }
 
     pub fn path(&self) -> &Path {
@@ -52,10 +58,20 @@ impl DeadLetters {
             }
         });
         match written {
-            Ok(()) => tracing::warn!(call_sid = %letter.call_sid, url = %letter.url, error = %letter.last_error,
-                                     file = %self.path.display(), "hook dead-lettered"),
+            Ok(()) => self.report(letter),
             Err(e) => tracing::error!(error = %e, %line, "hook lost: cannot write the dead-letter file"),
         }
+    }
+
+    fn report(&self, letter: &DeadLetter) {
+        let Ok(mut quiet) = self.quiet.lock() else { return };
+        quiet.1 += 1;
+        if quiet.0.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(count = quiet.1, url = %letter.url, error = %letter.last_error, file = %self.path.display(),
+                       "hooks dead-lettered (replay them with `baton replay FILE`)");
+        *quiet = (Some(Instant::now()), 0);
     }
 }
 
