@@ -166,6 +166,9 @@ pub struct Ctx<'a> {
     pub ids: &'a mut Ids,
 }
 
+/// The earliest a call's timer fires after the moment it is set.
+const MIN_TIMER: Duration = Duration::from_millis(1);
+
 /// Counters an operator reads to see what the edge is sending.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -186,6 +189,8 @@ pub struct Stats {
 struct Slot {
     call: Call,
     scheduled: Option<Instant>,
+    /// Counted in `Engine::active` (not ended yet).
+    active: bool,
 }
 
 pub struct Engine {
@@ -197,6 +202,8 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     out: VecDeque<Output>,
     next_key: u64,
+    /// Calls not ended yet: what `max_calls` limits.
+    active: usize,
     /// Shutting down: no new calls.
     draining: bool,
     /// The hook queue is nearly full: no new calls.
@@ -215,6 +222,7 @@ impl Engine {
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             next_key: 1,
+            active: 0,
             draining: false,
             congested: false,
             stats: Stats::default(),
@@ -228,7 +236,7 @@ impl Engine {
 
     /// Calls not ended yet.
     pub fn active_calls(&self) -> usize {
-        self.calls.values().filter(|s| s.call.is_active()).count()
+        self.active
     }
 
     /// Stops admitting calls (503 with Retry-After); calls in progress carry on.
@@ -315,7 +323,7 @@ impl Engine {
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
-                    if self.calls.len() >= self.cfg.max_calls || self.draining || self.congested {
+                    if self.active >= self.cfg.max_calls || self.draining || self.congested {
                         self.stats.refused += 1;
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
@@ -327,7 +335,8 @@ impl Engine {
                             self.next_key += 1;
                             self.stats.calls += 1;
                             self.by_call_id.insert(core.call_id.to_string(), key);
-                            self.calls.insert(key, Slot { call, scheduled: None });
+                            self.active += 1;
+                            self.calls.insert(key, Slot { call, scheduled: None, active: true });
                             key
                         }
                         Err(why) => {
@@ -387,6 +396,10 @@ impl Engine {
 
     fn reschedule(&mut self, now: Instant, key: u64) {
         let Some(slot) = self.calls.get_mut(&key) else { return };
+        if slot.active && !slot.call.is_active() {
+            slot.active = false;
+            self.active -= 1;
+        }
         if slot.call.finished(now) {
             let sid = slot.call.sid.clone();
             if let Some(slot) = self.calls.remove(&key) {
@@ -395,7 +408,9 @@ impl Engine {
             self.out.push_back(Output::CallGone(sid));
             return;
         }
-        let next = slot.call.deadline();
+        // Never at or before `now`: a deadline a call failed to clear must not spin the
+        // timer loop (and with it every call on the shard).
+        let next = slot.call.deadline().map(|t| t.max(now + MIN_TIMER));
         if next != slot.scheduled {
             slot.scheduled = next;
             if let Some(at) = next {

@@ -51,6 +51,8 @@ impl Server {
             hooks,
             control: control.clone(),
             grace: config.grace,
+            held: Default::default(),
+            held_warned: None,
         };
         let shard = std::thread::Builder::new().name("baton-shard-0".into()).spawn(move || shard.run())?;
         Ok(Server { addrs, control, waker, shard })

@@ -34,11 +34,16 @@ fn addr(s: &str) -> SocketAddr {
 
 impl Harness {
     fn new(app: serde_json::Value) -> Harness {
-        let settings = Settings {
+        Harness::with(app, |_| {})
+    }
+
+    fn with(app: serde_json::Value, tweak: impl FnOnce(&mut Settings)) -> Harness {
+        let mut settings = Settings {
             app: Some(parse_document(&app.to_string()).unwrap()),
             status_hook: Some(Hook::post("http://hooks/status")),
             ..Settings::default()
         };
+        tweak(&mut settings);
         let now = Instant::now();
         Harness {
             engine: Engine::new(Arc::new(settings), 0, 7),
@@ -78,10 +83,13 @@ impl Harness {
     /// Moves the clock forward by `by`, firing every timer on the way at its own time.
     fn advance(&mut self, by: Duration) {
         let end = self.now + by;
+        let mut fired = 0;
         while let Some(at) = self.engine.poll_timeout().filter(|t| *t <= end) {
             self.now = self.now.max(at);
             self.engine.handle_timeout(self.now);
             self.drain();
+            fired += 1;
+            assert!(fired < 1_000_000, "timers keep firing without the clock moving");
         }
         self.now = end;
     }
@@ -164,6 +172,18 @@ fn ack_stops_the_200_and_the_call_is_forgotten_after_it_ends() {
     h.advance(Duration::from_secs(33));
     assert_eq!(h.engine.calls(), 0, "every piece of state has a deadline");
     assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn a_call_whose_transactions_outlive_its_linger_still_expires() {
+    // 64·T1 (3.2 s) is shorter than T4 (5 s): the BYE's Timer K outlives the linger.
+    let mut h = Harness::with(json!([{"verb": "pause", "length": 0.1}]), |s| s.timers.t1 = Duration::from_millis(50));
+    h.answered_call("short-t1");
+    h.advance(Duration::from_millis(100));
+    let bye = h.requests("BYE")[0].1 .0.clone();
+    h.deliver(&response_text(&Sip(bye), 200, ""));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.engine.calls(), 0);
 }
 
 #[test]

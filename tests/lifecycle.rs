@@ -5,73 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Baton {
-    child: Child,
-    addr: SocketAddr,
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("baton-life-{}-{}", std::process::id(), fastrand::u32(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-impl Baton {
-    /// Starts `baton serve` on a free port and waits for its "listening" line.
-    fn start(args: &[&str]) -> Baton {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(["serve", "--listen", "udp:127.0.0.1:0", "--t1-ms", "50", "--t2-ms", "400"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("baton exited before listening").unwrap();
-            if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep draining stderr so baton never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Baton { child, addr }
-    }
-
-    fn signal(&self, sig: &str) {
-        assert!(Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "baton did not exit within {within:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Baton {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_app(verbs: serde_json::Value) -> PathBuf {
-    let path = temp("app.json");
-    std::fs::write(&path, verbs.to_string()).unwrap();
-    path
-}
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn sigterm_lets_the_transfer_finish_and_refuses_new_calls() {

@@ -345,7 +345,7 @@ impl Call {
     /// The call_hook failed or the application cannot run: 480 with the reason.
     fn reject(&mut self, ctx: &mut Ctx<'_>, why: &str) {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-        tracing::info!(call_sid = %self.sid, reason = %why, "call rejected");
+        tracing::debug!(call_sid = %self.sid, reason = %why, "call rejected");
         if self.phase == Phase::Early {
             self.respond_invite(ctx, 480, "Temporarily Unavailable", &[("X-Reason".into(), why)], None);
         }
@@ -491,7 +491,7 @@ impl Call {
             Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
             _ => (None, None),
         };
-        tracing::info!(call_sid = %self.sid, refer_status = outcome.refer_status,
+        tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
         let body = payload::refer_action(self, &outcome, verb_id.as_deref());
         self.swml_refer_done(&outcome);
@@ -819,7 +819,7 @@ impl Call {
                 }
                 Some(Fire::GiveUp) => {
                     let (txn, purpose) = self.client.swap_remove(i);
-                    tracing::info!(call_sid = %self.sid, method = txn.method, "request timed out (Timer F)");
+                    tracing::debug!(call_sid = %self.sid, method = txn.method, "request timed out (Timer F)");
                     self.on_final(ctx, &txn.branch, purpose, 408, "Request Timeout", false);
                 }
                 None => i += 1,
@@ -835,7 +835,7 @@ impl Call {
                 Some(Fire::GiveUp) => {
                     self.invite_retx = None;
                     if self.phase == Phase::Answering {
-                        tracing::info!(call_sid = %self.sid, "no ACK for our 200; ending the call");
+                        tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call");
                         self.phase = Phase::Confirmed;
                         self.running = Running::Stopped;
                         self.hang_up(ctx, &[]);
@@ -864,13 +864,14 @@ impl Call {
             Running::Refer { transfer, .. } => transfer.deadline(),
             _ => None,
         };
-        self.client
-            .iter()
-            .map(|(t, _)| t.deadline())
+        let transactions = self.client.iter().map(|(t, _)| t.deadline());
+        // The call is forgotten only once its transactions are done too.
+        let linger = self.linger_until.map(|l| transactions.clone().fold(l, Instant::max));
+        transactions
             .chain(self.invite_retx.as_ref().map(Retransmit::deadline))
             .chain(self.answered.iter().map(|a| a.until))
             .chain(running)
-            .chain(self.linger_until)
+            .chain(linger)
             .min()
     }
 

@@ -120,7 +120,7 @@ impl Call {
             Ok(_) | Err(_) => {
                 m.set("request_result", json!("failed"));
                 if let Err(e) = outcome {
-                    tracing::info!(error = %e, "SWML request failed");
+                    tracing::debug!(error = %e, "SWML request failed");
                 }
             }
         }

@@ -51,16 +51,13 @@ impl Default for HookSettings {
 
 #[derive(Debug)]
 pub enum Msg {
-    Job(HookJob),
+    Job(Box<HookJob>),
     /// The call is over: its task ends once its queued jobs are delivered.
     Gone(Arc<str>),
 }
 
 /// Where answers to awaited hooks go (the shard's inbox, which wakes the shard).
 pub type ReplySink = Arc<dyn Fn(HookReply) + Send + Sync>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueueFull;
 
 pub struct Hooks {
     tx: mpsc::Sender<Msg>,
@@ -91,9 +88,11 @@ impl Hooks {
         Ok(Hooks { tx, thread, queue })
     }
 
-    /// Never blocks: when the queue is full (or closed) the message is not taken.
-    pub fn submit(&self, msg: Msg) -> Result<(), QueueFull> {
-        self.tx.try_send(msg).map_err(|_| QueueFull)
+    /// Never blocks: when the queue is full the message comes back.
+    pub fn submit(&self, msg: Msg) -> Result<(), Msg> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        })
     }
 
     /// Nearly full: new calls should be refused so the calls already admitted keep room
@@ -102,8 +101,14 @@ impl Hooks {
         self.tx.capacity() < (self.queue / 8).max(1)
     }
 
-    /// Closes the queue and waits until every queued hook is delivered or dead-lettered.
-    pub fn shutdown(self) {
+    /// Hands over `held` (waiting for room is fine now), closes the queue, and waits
+    /// until every hook is delivered or dead-lettered.
+    pub fn shutdown(self, held: impl IntoIterator<Item = Msg>) {
+        for msg in held {
+            if self.tx.blocking_send(msg).is_err() {
+                break;
+            }
+        }
         drop(self.tx);
         let _ = self.thread.join();
     }
@@ -125,7 +130,7 @@ async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>, cut: w
                     });
                     tx
                 });
-                let _ = queue.send(job);
+                let _ = queue.send(*job);
             }
             Msg::Gone(sid) => {
                 calls.remove(&sid);

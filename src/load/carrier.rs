@@ -6,8 +6,11 @@ use crate::sip::parse::Message;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-const NOTIFIES: [(&str, &str); 3] =
-    [("100 Trying", "active;expires=60"), ("180 Ringing", "active;expires=60"), ("200 OK", "terminated;reason=noresource")];
+const NOTIFIES: [(&str, &str); 3] = [
+    ("100 Trying", "active;expires=60"),
+    ("180 Ringing", "active;expires=60"),
+    ("200 OK", "terminated;reason=noresource"),
+];
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 const MAX_RETX: u32 = 7;
@@ -61,7 +64,13 @@ pub struct Effects {
 impl LoadCall {
     /// Starts a call whose INVITE was meant to leave at `intended` (coordinated-omission
     /// correction: latency counts from then, not from when the generator got to it).
-    pub fn start(call_id: String, me: SocketAddr, baton: SocketAddr, intended: Instant, now: Instant) -> (LoadCall, Vec<u8>) {
+    pub fn start(
+        call_id: String,
+        me: SocketAddr,
+        baton: SocketAddr,
+        intended: Instant,
+        now: Instant,
+    ) -> (LoadCall, Vec<u8>) {
         let invite = format!(
             "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1\r\nMax-Forwards: 70\r\n\
              From: <sip:+15550000000@{me}>;tag=ld-{call_id}\r\nTo: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\n\
@@ -200,7 +209,7 @@ impl LoadCall {
                     self.pending = None;
                 }
             }
-            ("INVITE", _) if code < 300 && code >= 200 => {
+            ("INVITE", _) if (200..300).contains(&code) => {
                 fx.retransmissions += 1;
                 fx.send.push(self.request("ACK", 1, "", "", now));
             }
@@ -242,4 +251,5 @@ impl LoadCall {
     }
 }
 
-const SDP: &str = "v=0\r\no=load 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+const SDP: &str =
+    "v=0\r\no=load 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";

@@ -167,8 +167,15 @@ pub fn run(cfg: &LoadConfig) -> std::io::Result<Report> {
     if cfg.progress {
         eprintln!();
     }
-    for _ in calls.values() {
-        *failures.entry("still in flight at the end").or_insert(0) += 1;
+    for call in calls.values() {
+        let why = match call.stage {
+            Stage::Inviting => "no answer to the INVITE",
+            Stage::AwaitRefer => "no REFER",
+            Stage::Notifying(_) => "no answer to a NOTIFY",
+            Stage::AwaitBye => "no BYE after the final NOTIFY",
+            _ => "still in flight at the end",
+        };
+        *failures.entry(why).or_insert(0) += 1;
     }
     let failed = failures.values().sum();
     Ok(Report { started, completed, refused, failed, failures, retransmissions, latency, elapsed: begin.elapsed() })

@@ -6,6 +6,7 @@ use crate::hooks::job::HookReply;
 use crate::hooks::worker::{Hooks, Msg};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,10 @@ pub struct Shard {
     pub control: Arc<Control>,
     /// How long calls in progress may take to finish once draining starts.
     pub grace: Duration,
+    /// Hooks held in order while the queue is full (new calls are refused meanwhile).
+    pub held: VecDeque<Msg>,
+    /// When the shard last warned that it holds hooks.
+    pub held_warned: Option<Instant>,
 }
 
 /// How the outside asks a shard to end.
@@ -52,7 +57,9 @@ impl Shard {
         let mut backlog = false;
         let mut drain_until: Option<Instant> = None;
         while !self.control.stop.load(Ordering::Acquire) {
-            let wake = self.engine.poll_timeout().into_iter().chain(drain_until).min();
+            // Held hooks are offered to the queue again soon.
+            let retry = (!self.held.is_empty()).then(|| Instant::now() + Duration::from_millis(5));
+            let wake = self.engine.poll_timeout().into_iter().chain(drain_until).chain(retry).min();
             let timeout =
                 if backlog { Some(Duration::ZERO) } else { wake.map(|t| t.saturating_duration_since(Instant::now())) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -70,7 +77,8 @@ impl Shard {
                 self.engine.handle_hook_reply(now, reply);
             }
             self.engine.handle_timeout(Instant::now());
-            self.engine.set_congested(self.hooks.congested());
+            self.release_held();
+            self.engine.set_congested(self.hooks.congested() || !self.held.is_empty());
             self.flush();
             if drain_until.is_none() && self.control.drain.load(Ordering::Acquire) {
                 tracing::info!(calls = self.engine.active_calls(), grace = ?self.grace, "draining: no new calls");
@@ -91,7 +99,7 @@ impl Shard {
             }
         }
         let stats = self.engine.stats;
-        self.hooks.shutdown();
+        self.hooks.shutdown(self.held);
         stats
     }
 
@@ -126,15 +134,33 @@ impl Shard {
                         }
                     }
                 }
-                Output::Hook(job) => {
-                    let sid = job.call_sid.clone();
-                    if self.hooks.submit(Msg::Job(job)).is_err() {
-                        tracing::warn!(call_sid = %sid, "hook queue full; hook dropped");
-                    }
-                }
-                Output::CallGone(sid) => {
-                    let _ = self.hooks.submit(Msg::Gone(sid));
-                }
+                Output::Hook(job) => self.submit(Msg::Job(Box::new(job))),
+                Output::CallGone(sid) => self.submit(Msg::Gone(sid)),
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Queues a hook message, or holds it (in order) while the queue is full.
+    fn submit(&mut self, msg: Msg) {
+        if !self.held.is_empty() {
+            return self.held.push_back(msg);
+        }
+        if let Err(msg) = self.hooks.submit(msg) {
+            self.held.push_back(msg);
+            if self.held_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!("hook queue full: holding hooks and refusing new calls (slow hook endpoint?)");
+                self.held_warned = Some(Instant::now());
+            }
+        }
+    }
+
+    fn release_held(&mut self) {
+        while let Some(msg) = self.held.pop_front() {
+            if let Err(msg) = self.hooks.submit(msg) {
+                self.held.push_front(msg);
+                return;
             }
         }
     }

@@ -13,7 +13,10 @@ use baton::sip::header::Name;
 use baton::sip::parse::{parse, Message};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,9 +111,14 @@ impl HookServer {
 
     /// Waits until `path` has received at least `n` requests.
     pub fn wait(&self, path: &str, n: usize) -> Vec<Recorded> {
+        self.wait_matching(path, n, |_| true)
+    }
+
+    /// Waits until `path` has received at least `n` requests that `keep` accepts.
+    pub fn wait_matching(&self, path: &str, n: usize, keep: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let got = self.at(path);
+            let got: Vec<Recorded> = self.at(path).into_iter().filter(|r| keep(r)).collect();
             if got.len() >= n || Instant::now() > deadline {
                 assert!(got.len() >= n, "{path}: expected {n} hooks, got {}: {got:#?}", got.len());
                 return got;
@@ -350,6 +358,78 @@ impl Leg<'_> {
 /// Writes an application to the call hook's answer.
 pub fn app(hooks: &HookServer, verbs: Value) {
     hooks.reply("/call", 200, &verbs.to_string());
+}
+
+// ---- the real binary ---------------------------------------------------------------------
+
+pub struct Baton {
+    child: Child,
+    pub addr: SocketAddr,
+    /// What baton logged, line by line.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("baton-life-{}-{}", std::process::id(), fastrand::u32(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+impl Baton {
+    /// Starts `baton serve` on a free port and waits for its "listening" line.
+    pub fn start(args: &[&str]) -> Baton {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["serve", "--listen", "udp:127.0.0.1:0", "--t1-ms", "50", "--t2-ms", "400"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("baton exited before listening").unwrap();
+            if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stderr so baton never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Baton { child, addr, log }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        assert!(Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success());
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "baton did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Baton {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn write_app(verbs: serde_json::Value) -> PathBuf {
+    let path = temp("app.json");
+    std::fs::write(&path, verbs.to_string()).unwrap();
+    path
 }
 
 // ---- message text, shared by the loopback carrier and the sans-IO harness --------------
