@@ -143,7 +143,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 fn load(cfg: &baton::load::LoadConfig) -> ExitCode {
-    if !(cfg.rate > 0.0) {
+    if cfg.rate.is_nan() || cfg.rate <= 0.0 {
         return fail("--rate must be above 0");
     }
     match baton::load::run(cfg) {
