@@ -85,6 +85,9 @@ pub struct Options {
     /// On SIGTERM, seconds queued hooks may still be tried before they are dead-lettered (default 10).
     #[arg(long, value_name = "SECONDS")]
     pub hook_flush: Option<f64>,
+    /// Serve /metrics (Prometheus) and /healthz over HTTP on this address.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics: Option<SocketAddr>,
     /// Sent as account_sid in the call hook.
     #[arg(long)]
     pub account_sid: Option<String>,
@@ -140,6 +143,7 @@ impl Options {
             dead_letter,
             shutdown_grace,
             hook_flush,
+            metrics,
             account_sid,
             application_sid,
             project_id,
@@ -213,9 +217,10 @@ impl Options {
             queue: self.hook_queue.unwrap_or(hook_defaults.queue),
             dead_letter: self.dead_letter.unwrap_or(hook_defaults.dead_letter),
             flush: seconds("--hook-flush", self.hook_flush, hook_defaults.flush)?,
+            counters: Default::default(),
         };
         let grace = seconds("--shutdown-grace", self.shutdown_grace, Duration::from_secs(30))?;
-        Ok(ServerConfig { listen, settings, hooks, grace })
+        Ok(ServerConfig { listen, settings, hooks, grace, metrics: self.metrics })
     }
 }
 

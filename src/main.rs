@@ -104,6 +104,9 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening (udp)");
     }
+    if let Some(addr) = server.metrics_addr() {
+        tracing::info!(%addr, "metrics on http://ADDR/metrics");
+    }
     signals.forever().next();
     tracing::info!("signal: shutting down gracefully (a second signal stops at once)");
     let (control, waker) = server.control();

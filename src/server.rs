@@ -18,10 +18,13 @@ pub struct ServerConfig {
     pub hooks: HookSettings,
     /// On shutdown, how long calls in progress may take to finish.
     pub grace: Duration,
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     control: Arc<Control>,
     waker: Arc<Waker>,
     shard: JoinHandle<Stats>,
@@ -41,6 +44,11 @@ impl Server {
         let addrs = sockets.iter().map(|(_, a)| *a).collect();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, inbox) = crossbeam_channel::unbounded();
+        let metrics = crate::api::Metrics { shard: Arc::default(), hooks: config.hooks.counters.clone() };
+        let metrics_addr = match config.metrics {
+            Some(addr) => Some(crate::api::serve(addr, metrics.clone())?),
+            None => None,
+        };
         let hooks = Hooks::start(config.hooks, reply_sink(tx, waker.clone()))?;
         let control = Arc::new(Control::default());
         let shard = Shard {
@@ -53,14 +61,20 @@ impl Server {
             grace: config.grace,
             held: Default::default(),
             held_warned: None,
+            gauges: metrics.shard.clone(),
         };
         let shard = std::thread::Builder::new().name("baton-shard-0".into()).spawn(move || shard.run())?;
-        Ok(Server { addrs, control, waker, shard })
+        Ok(Server { addrs, metrics_addr, control, waker, shard })
     }
 
     /// The bound addresses (a port of 0 in the config is resolved here).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Where `/metrics` is served (resolved when the config said port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops at once; hooks already queued are still delivered (or dead-lettered).

@@ -21,6 +21,15 @@ fn load(target: SocketAddr, calls: u64, rate: f64) -> LoadConfig {
     }
 }
 
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: baton\r\n\r\n").unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn start_transfer_baton(hooks: &HookServer, extra: &[&str]) -> Baton {
     let app = write_app(json!([{"verb": "pause", "length": 0.3},
                                {"verb": "sip:refer", "referTo": "agent", "actionHook": "action", "eventHook": "event"}]));
@@ -97,7 +106,8 @@ fn hostile(r: &Req) -> Vec<(&'static str, Vec<u8>, Option<u16>)> {
 #[test]
 fn hostile_input_during_a_thousand_transfers() {
     let hooks = HookServer::start();
-    let mut baton = start_transfer_baton(&hooks, &[]);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut baton = start_transfer_baton(&hooks, &["--metrics", &metrics]);
     let target = baton.addr;
     let load = std::thread::spawn(move || run(&load(target, 1000, 200.0)).unwrap());
 
@@ -132,13 +142,22 @@ fn hostile_input_during_a_thousand_transfers() {
         .collect();
     assert_eq!(load_actions.len(), 1000);
     assert!(load_actions.iter().all(|a| a.body["final_referred_call_status"] == json!(200)));
+    // Every bad message was answered or dropped and counted.
+    let text = http_get(&metrics, "/metrics");
+    for want in [
+        "baton_dropped_total 21\n",
+        "baton_stray_responses_total 3\n",
+        "baton_bad_requests_total 15\n",
+        "baton_calls_total 1001\n",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    assert!(http_get(&metrics, "/healthz").ends_with("ok\n"));
     baton.signal("-TERM");
     assert_eq!(baton.wait_exit(Duration::from_secs(30)), 0);
     let log = baton.log.lock().unwrap().clone();
     assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
     assert!(log.len() < 10, "no log line per bad packet at the default level: {log:#?}");
-    let stats = log.iter().find(|l| l.contains("stopped")).expect("final stats");
-    assert!(stats.contains("dropped: 21") && stats.contains("stray_responses: 3"), "{stats}");
 }
 
 #[test]

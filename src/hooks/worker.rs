@@ -12,6 +12,7 @@ use crate::app::{parse_document, parse_verbs, Application, HttpMethod};
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +33,7 @@ pub struct HookSettings {
     pub dead_letter: PathBuf,
     /// At shutdown, how long queued hooks may still be tried before they are dead-lettered.
     pub flush: Duration,
+    pub counters: Arc<crate::api::HookCounters>,
 }
 
 impl Default for HookSettings {
@@ -45,6 +47,7 @@ impl Default for HookSettings {
             queue: 65_536,
             dead_letter: PathBuf::from("baton-dead-letters.jsonl"),
             flush: Duration::from_secs(10),
+            counters: Arc::default(),
         }
     }
 }
@@ -247,7 +250,10 @@ impl Deliverer {
             };
             attempt += 1;
             let (failure, last) = match result {
-                Ok((status, body)) if (200..300).contains(&status) => return Ok((status, body)),
+                Ok((status, body)) if (200..300).contains(&status) => {
+                    self.settings.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    return Ok((status, body));
+                }
                 Ok((status, body)) => (Failure::Status(status), Ok((status, body))),
                 Err((failure, why)) => (failure, Err(why)),
             };
@@ -255,6 +261,7 @@ impl Deliverer {
                 break last;
             }
             tracing::debug!(call_sid = %job.call_sid, url = %url, attempt, "hook failed; retrying");
+            self.settings.counters.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff(self.settings.backoff, attempt - 1, fastrand::f64())).await;
         };
         let keeps_news = matches!(job.reply.map(|r| r.expect), None | Some(Expect::Verbs));
@@ -263,6 +270,7 @@ impl Deliverer {
                 Ok((status, _)) => format!("HTTP {status}"),
                 Err(e) => e.clone(),
             };
+            self.settings.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
             self.dead.append(&DeadLetter {
                 call_sid: job.call_sid.to_string(),
                 url: prepared.url.to_string(),

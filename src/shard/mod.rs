@@ -32,6 +32,8 @@ pub struct Shard {
     pub held: VecDeque<Msg>,
     /// When the shard last warned that it holds hooks.
     pub held_warned: Option<Instant>,
+    /// Where the shard publishes its counters for `/metrics`.
+    pub gauges: Arc<std::sync::Mutex<crate::api::ShardGauges>>,
 }
 
 /// How the outside asks a shard to end.
@@ -80,6 +82,7 @@ impl Shard {
             self.release_held();
             self.engine.set_congested(self.hooks.congested() || !self.held.is_empty());
             self.flush();
+            self.publish();
             if drain_until.is_none() && self.control.drain.load(Ordering::Acquire) {
                 tracing::info!(calls = self.engine.active_calls(), grace = ?self.grace, "draining: no new calls");
                 self.engine.drain();
@@ -153,6 +156,16 @@ impl Shard {
                 tracing::warn!("hook queue full: holding hooks and refusing new calls (slow hook endpoint?)");
                 self.held_warned = Some(Instant::now());
             }
+        }
+    }
+
+    fn publish(&self) {
+        if let Ok(mut g) = self.gauges.lock() {
+            *g = crate::api::ShardGauges {
+                stats: self.engine.stats,
+                active_calls: self.engine.active_calls(),
+                held_hooks: self.held.len(),
+            };
         }
     }
 

@@ -155,7 +155,8 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
         ..HookSettings::default()
     };
     let listen = vec!["127.0.0.1:0".parse().unwrap()];
-    Server::start(ServerConfig { listen, settings, hooks: hook_settings, grace: Duration::from_secs(5) }).unwrap()
+    Server::start(ServerConfig { listen, settings, hooks: hook_settings, grace: Duration::from_secs(5), metrics: None })
+        .unwrap()
 }
 
 /// A hook server, a running baton and a carrier pointed at it; baton stops on drop.
