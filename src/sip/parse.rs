@@ -345,9 +345,53 @@ SIP/2.0 180 Ringing\r\n";
         assert_eq!(m.core().unwrap_err(), Invalid::Missing("Call-ID"));
     }
 
+    /// RFC 3261 §7: an empty line ends the header section; what follows is body, even if
+    /// it looks like headers (rsip 0.4 sometimes reads on).
+    #[test]
+    fn the_first_empty_line_ends_the_headers() {
+        let m = parse(b"BYE sip:a@b SIP/2.0\r\nFrom: <sip:x@y>\r\n\r\nTo: <sip:z@w>\r\n\r\n").unwrap();
+        assert_eq!(m.headers.len(), 1);
+        assert_eq!(m.body, b"To: <sip:z@w>\r\n\r\n");
+    }
+
+    /// RFC 3261 §7.1: "The method names are case-sensitive" (rsip 0.4 folds them).
+    #[test]
+    fn methods_are_case_sensitive() {
+        let m = parse(b"iNVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n").unwrap();
+        assert_eq!(m.method(), Some("iNVITE"));
+    }
+
+    /// RFC 3261 §18.3: over UDP, without Content-Length the body is the rest of the
+    /// datagram, line breaks included (rsip 0.4 drops leading and trailing ones).
+    #[test]
+    fn udp_body_without_content_length_keeps_its_line_breaks() {
+        let m = parse(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n\r\n").unwrap();
+        assert_eq!(m.body, b"\r\n");
+        let m = parse(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n\r\nv=0\r\n").unwrap();
+        assert_eq!(m.body, b"\r\nv=0\r\n");
+    }
+
     #[test]
     fn body_without_content_length_runs_to_the_end() {
         let m = parse(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\nv=0\r\n").unwrap();
         assert_eq!((m.status(), m.body), (Some(200), &b"v=0\r\n"[..]));
+    }
+}
+
+#[cfg(test)]
+mod seeds {
+    /// Every message SIPp and baton exchanged in the scenarios parses (fuzz/seeds/parse).
+    #[test]
+    fn every_captured_message_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let msg = super::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            msg.core().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+        assert!(n > 50, "only {n} seeds");
     }
 }
