@@ -284,6 +284,15 @@ impl Engine {
                 return;
             }
         };
+        if msg.version != "SIP/2.0" {
+            if matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some() {
+                self.stats.bad_requests += 1;
+                self.stateless(local, src, &msg, 505, "Version Not Supported", &[]);
+            } else {
+                self.stats.dropped += 1;
+            }
+            return;
+        }
         let core = match msg.core() {
             Ok(core) => core,
             Err(e) => {

@@ -94,6 +94,8 @@ fn options_unknown_dialog_unsupported_and_bad_requests() {
     let ok = carrier.expect_response("OPTIONS", true);
     assert_eq!(ok.status(), Some(200));
     assert!(ok.raw("Allow").unwrap().contains("NOTIFY"));
+    carrier.send(&req("OPTIONS", "").replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"));
+    assert_eq!(carrier.expect_response("OPTIONS", true).status(), Some(505));
     carrier.send(&req("OPTIONS", "").replace("Content-Length", "Require: 100rel\r\nContent-Length"));
     let ext = carrier.expect_response("OPTIONS", true);
     assert_eq!((ext.status(), ext.raw("Unsupported").as_deref()), (Some(420), Some("100rel")));
@@ -115,7 +117,7 @@ fn options_unknown_dialog_unsupported_and_bad_requests() {
     assert_eq!(carrier.expect_response("OPTIONS", true).status(), Some(200));
     let stats = rig.stop();
     assert_eq!(stats.dropped, 2);
-    assert_eq!((stats.bad_requests, stats.unknown_dialog), (1, 1));
+    assert_eq!((stats.bad_requests, stats.unknown_dialog), (2, 1));
 }
 
 #[test]

@@ -7,3 +7,6 @@ pub mod sdp;
 pub mod sipfrag;
 pub mod uri;
 pub mod write;
+
+#[cfg(test)]
+mod torture;

@@ -25,6 +25,9 @@ pub enum StartLine<'a> {
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
     pub start: StartLine<'a>,
+    /// `SIP/2.0` for anything baton can process; a request with another version is kept so
+    /// it can be answered 505 (RFC 3261 §8.2.2).
+    pub version: &'a str,
     pub headers: SmallVec<[Header<'a>; INLINE_HEADERS]>,
     pub body: &'a [u8],
 }
@@ -94,7 +97,7 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     let body_all = &buf[end.1..];
 
     let (first, mut pos) = next_line(head, 0).ok_or(ParseError::NoHeaderEnd)?;
-    let start = parse_start_line(first)?;
+    let (start, version) = parse_start_line(first)?;
 
     let mut headers: SmallVec<[Header<'_>; INLINE_HEADERS]> = SmallVec::new();
     // The header being built: (name, value start, value end); folding extends the end.
@@ -131,7 +134,7 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
         }
         body = body_all.get(..n).ok_or(ParseError::TruncatedBody)?;
     }
-    Ok(Message { start, headers, body })
+    Ok(Message { start, version, headers, body })
 }
 
 fn push_header<'a>(
@@ -165,7 +168,7 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
         let (version, rest) = rest.split_once(' ').ok_or(ParseError::BadStartLine)?;
         if version != "2.0" {
@@ -173,23 +176,44 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
         }
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         let code: u16 = code.parse().map_err(|_| ParseError::BadStartLine)?;
-        if !(100..=699).contains(&code) {
+        if !(100..=699).contains(&code) || code.to_string() != code_text(rest) {
             return Err(ParseError::BadStartLine);
         }
-        return Ok(StartLine::Response { code, reason });
+        return Ok((StartLine::Response { code, reason }, "SIP/2.0"));
     }
     let mut parts = line.split(' ');
     let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::BadStartLine);
     };
-    if !is_token(method) || uri.is_empty() || !uri.contains(':') {
+    if !is_token(method) || !is_request_uri(uri) {
         return Err(ParseError::BadStartLine);
     }
-    if version != "SIP/2.0" {
+    let numbers = version.strip_prefix("SIP/").and_then(|v| v.split_once('.'));
+    let well_formed = numbers.is_some_and(|(major, minor)| {
+        [major, minor].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !well_formed {
         return Err(ParseError::BadVersion);
     }
-    Ok(StartLine::Request { method, uri })
+    Ok((StartLine::Request { method, uri }, version))
+}
+
+/// The status code as written (three digits, no sign or padding).
+fn code_text(rest: &str) -> &str {
+    rest.split_once(' ').map_or(rest, |(code, _)| code)
+}
+
+/// An absolute URI (`scheme:...`); a SIP or SIPS one without a headers part, which RFC 3261
+/// §19.1.1 does not allow in a Request-URI.
+fn is_request_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else { return false };
+    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
+    // `?` may appear in the user part; after the host it starts the (forbidden) headers.
+    let after_user = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    scheme_ok && !rest.is_empty() && !(sip && after_user.contains('?'))
 }
 
 /// Why a parsed message still cannot be processed (answered 400 when it is a request).
@@ -328,7 +352,8 @@ SIP/2.0 180 Ringing\r\n";
     fn rejects_what_it_must() {
         assert_eq!(parse(b"\r\n\r\n").unwrap_err(), ParseError::Empty);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n").unwrap_err(), ParseError::NoHeaderEnd);
-        assert_eq!(parse(b"INVITE sip:a@b SIP/3.0\r\n\r\n").unwrap_err(), ParseError::BadVersion);
+        assert_eq!(parse(b"INVITE sip:a@b SIP/3.0\r\n\r\n").unwrap().version, "SIP/3.0");
+        assert_eq!(parse(b"INVITE sip:a@b SIP/x\r\n\r\n").unwrap_err(), ParseError::BadVersion);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n").unwrap_err(), ParseError::BadHeaderLine);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: 99\r\n\r\nshort").unwrap_err(), ParseError::TruncatedBody);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err(), ParseError::BadContentLength);
