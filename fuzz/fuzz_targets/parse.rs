@@ -40,8 +40,10 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => panic!("request/response disagreement"),
     }
-    // Call-ID: rsip does not know the compact `i:`, so compare only the long form.
-    if let (Some(a), Ok(b)) = (ours.get_raw("Call-ID"), theirs.call_id_header()) {
+    // Call-ID: rsip does not know the compact `i:`, so compare only the long form; with two
+    // Call-IDs there is no single value (baton refuses such a message in `core()`).
+    let call_ids = ours.headers.iter().filter(|h| h.raw_name.eq_ignore_ascii_case("Call-ID")).count();
+    if let (1, Some(a), Ok(b)) = (call_ids, ours.get_raw("Call-ID"), theirs.call_id_header()) {
         assert_eq!(a.trim(), b.value().trim(), "SIP trims only SP and HTAB (LWS); rsip any whitespace");
     }
     // rsip keeps all that follows the headers (baton stops at Content-Length) and drops
