@@ -42,37 +42,55 @@ impl Name {
                 _ => Name::Other,
             };
         }
-        const LONG: &[(&str, Name)] = &[
-            ("via", Name::Via),
-            ("from", Name::From),
-            ("to", Name::To),
-            ("call-id", Name::CallId),
-            ("cseq", Name::CSeq),
-            ("contact", Name::Contact),
-            ("content-length", Name::ContentLength),
-            ("content-type", Name::ContentType),
-            ("max-forwards", Name::MaxForwards),
-            ("event", Name::Event),
-            ("subscription-state", Name::SubscriptionState),
-            ("refer-to", Name::ReferTo),
-            ("referred-by", Name::ReferredBy),
-            ("refer-sub", Name::ReferSub),
-            ("record-route", Name::RecordRoute),
-            ("route", Name::Route),
-            ("p-asserted-identity", Name::PAssertedIdentity),
-        ];
-        LONG.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name)
+        // Bucketed by length so most names are compared against one or two candidates.
+        let candidates: &[(&str, Name)] = match raw.len() {
+            2 => &[("to", Name::To)],
+            3 => &[("via", Name::Via)],
+            4 => &[("from", Name::From), ("cseq", Name::CSeq)],
+            5 => &[("event", Name::Event), ("route", Name::Route)],
+            7 => &[("call-id", Name::CallId), ("contact", Name::Contact)],
+            8 => &[("refer-to", Name::ReferTo)],
+            9 => &[("refer-sub", Name::ReferSub)],
+            11 => &[("referred-by", Name::ReferredBy)],
+            12 => &[
+                ("content-type", Name::ContentType),
+                ("max-forwards", Name::MaxForwards),
+                ("record-route", Name::RecordRoute),
+            ],
+            14 => &[("content-length", Name::ContentLength)],
+            18 => &[("subscription-state", Name::SubscriptionState)],
+            19 => &[("p-asserted-identity", Name::PAssertedIdentity)],
+            _ => &[],
+        };
+        candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name)
     }
 }
 
-/// RFC 3261 `token` characters.
+/// RFC 3261 `token` characters, as a table: names are checked on every header line.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+};
+
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| TOKEN[usize::from(b)])
 }
 
 /// Trims SIP linear white space, including the CRLF of a folded line.
 pub fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+    let lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !lws(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !lws(b)).map_or(start, |i| i + 1);
+    // Both ends sit next to ASCII bytes, so they are char boundaries.
+    &s[start..end]
 }
 
 /// Splits a comma-separated header value into its elements, respecting quoted strings and

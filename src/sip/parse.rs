@@ -76,14 +76,6 @@ impl Default for Limits {
     }
 }
 
-/// Iterates lines ending in LF (CR stripped), returning (line, offset after it).
-fn next_line(s: &str, from: usize) -> Option<(&str, usize)> {
-    let rest = s.get(from..)?;
-    let nl = memchr::memchr(b'\n', rest.as_bytes())?;
-    let line = &rest[..nl];
-    Some((line.strip_suffix('\r').unwrap_or(line), from + nl + 1))
-}
-
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
     parse_with(buf, Limits::default())
 }
@@ -92,36 +84,43 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     // Leading CRLFs are keep-alives or stray line ends (RFC 3261 §7.5).
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
     let buf = &buf[start..];
-    let end = header_end(buf).ok_or(ParseError::NoHeaderEnd)?;
-    let head = std::str::from_utf8(&buf[..end.0]).map_err(|_| ParseError::NotUtf8)?;
-    let body_all = &buf[end.1..];
 
-    let (first, mut pos) = next_line(head, 0).ok_or(ParseError::NoHeaderEnd)?;
-    let (start, version) = parse_start_line(first)?;
+    // One pass over the header section: where each line starts and ends (without its CR).
+    let mut lines: SmallVec<[(usize, usize); 32]> = SmallVec::new();
+    let mut pos = 0;
+    let body_start = loop {
+        let nl = pos + memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::NoHeaderEnd)?;
+        let end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        if end == pos {
+            break nl + 1;
+        }
+        lines.push((pos, end));
+        pos = nl + 1;
+    };
+    let head = std::str::from_utf8(&buf[..pos]).map_err(|_| ParseError::NotUtf8)?;
+    let body_all = &buf[body_start..];
+
+    let (first, rest) = lines.split_first().ok_or(ParseError::NoHeaderEnd)?;
+    let (start, version) = parse_start_line(&head[first.0..first.1])?;
 
     let mut headers: SmallVec<[Header<'_>; INLINE_HEADERS]> = SmallVec::new();
     // The header being built: (name, value start, value end); folding extends the end.
     let mut open: Option<(&str, usize, usize)> = None;
-    while let Some((line, next)) = next_line(head, pos) {
-        let line_start = pos;
-        pos = next;
-        if line.is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
+    for &(line_start, line_end) in rest {
+        let line = &head.as_bytes()[line_start..line_end];
+        if matches!(line[0], b' ' | b'\t') {
             // Folded continuation: extend the open header's value over this line.
             let header = open.as_mut().ok_or(ParseError::BadHeaderLine)?;
-            header.2 = line_start + line.len();
+            header.2 = line_end;
             continue;
         }
         push_header(head, open.take(), &mut headers, limits)?;
-        let colon = line.find(':').ok_or(ParseError::BadHeaderLine)?;
-        let raw_name = line[..colon].trim_end_matches([' ', '\t']);
+        let colon = memchr::memchr(b':', line).ok_or(ParseError::BadHeaderLine)?;
+        let raw_name = head[line_start..line_start + colon].trim_end_matches([' ', '\t']);
         if !is_token(raw_name) {
             return Err(ParseError::BadHeaderLine);
         }
-        let vs = line_start + colon + 1;
-        open = Some((raw_name, vs, line_start + line.len()));
+        open = Some((raw_name, line_start + colon + 1, line_end));
     }
     push_header(head, open, &mut headers, limits)?;
 
@@ -149,23 +148,6 @@ fn push_header<'a>(
     }
     headers.push(Header { name: Name::lookup(raw_name), raw_name, value: trim_lws(&head[start..end]) });
     Ok(())
-}
-
-/// Finds the blank line: returns (end of the header section incl. its last line end, body start).
-fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
-        let nl = from + i;
-        let after = &buf[nl + 1..];
-        if after.starts_with(b"\r\n") {
-            return Some((nl + 1, nl + 3));
-        }
-        if after.starts_with(b"\n") {
-            return Some((nl + 1, nl + 2));
-        }
-        from = nl + 1;
-    }
-    None
 }
 
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
@@ -287,31 +269,40 @@ impl<'a> Message<'a> {
         self.headers.iter().filter(move |h| h.name == name)
     }
 
-    fn single(&self, name: Name, label: &'static str) -> Result<&'a str, Invalid> {
-        let mut it = self.lines(name);
-        let first = it.next().ok_or(Invalid::Missing(label))?;
-        if it.next().is_some() {
-            return Err(Invalid::Duplicate(label));
-        }
-        Ok(first.value)
-    }
-
-    /// Checks the mandatory headers (RFC 3261 §8.1.1) and returns their typed views.
+    /// Checks the mandatory headers (RFC 3261 §8.1.1) and returns their typed views,
+    /// in one pass over the headers.
     pub fn core(&self) -> Result<Core<'a>, Invalid> {
-        let top_via = self.all(Name::Via).next().ok_or(Invalid::Missing("Via"))?;
+        let (mut via, mut call_id, mut cseq, mut from, mut to) = (None, None, None, None, None);
+        for h in self.headers.iter() {
+            let (slot, label) = match h.name {
+                Name::Via => {
+                    via = via.or(Some(h.value));
+                    continue;
+                }
+                Name::CallId => (&mut call_id, "Call-ID"),
+                Name::CSeq => (&mut cseq, "CSeq"),
+                Name::From => (&mut from, "From"),
+                Name::To => (&mut to, "To"),
+                _ => continue,
+            };
+            if slot.replace(h.value).is_some() {
+                return Err(Invalid::Duplicate(label));
+            }
+        }
+        let top_via = via.and_then(|v| split_list(v).next()).ok_or(Invalid::Missing("Via"))?;
         let via = Via::parse(top_via).ok_or(Invalid::Malformed("Via"))?;
-        let call_id = self.single(Name::CallId, "Call-ID")?;
+        let call_id = call_id.ok_or(Invalid::Missing("Call-ID"))?;
         if call_id.is_empty() || call_id.contains(char::is_whitespace) {
             return Err(Invalid::Malformed("Call-ID"));
         }
-        let cseq = CSeq::parse(self.single(Name::CSeq, "CSeq")?).ok_or(Invalid::Malformed("CSeq"))?;
+        let cseq = CSeq::parse(cseq.ok_or(Invalid::Missing("CSeq"))?).ok_or(Invalid::Malformed("CSeq"))?;
         if let Some(method) = self.method() {
             if method != cseq.method && !(method == "ACK" && cseq.method == "INVITE") {
                 return Err(Invalid::CSeqMethodMismatch);
             }
         }
-        let from = NameAddr::parse(self.single(Name::From, "From")?).ok_or(Invalid::Malformed("From"))?;
-        let to = NameAddr::parse(self.single(Name::To, "To")?).ok_or(Invalid::Malformed("To"))?;
+        let from = NameAddr::parse(from.ok_or(Invalid::Missing("From"))?).ok_or(Invalid::Malformed("From"))?;
+        let to = NameAddr::parse(to.ok_or(Invalid::Missing("To"))?).ok_or(Invalid::Malformed("To"))?;
         Ok(Core { call_id, cseq, via, from, to })
     }
 }
