@@ -24,7 +24,7 @@ fn transfer(engine: &mut Engine, now: Instant, n: u64) -> usize {
     let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
     let invite = format!("INVITE sip:bot@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK-i{n}\r\nFrom: {from}\r\nTo: <sip:bot@192.0.2.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@192.0.2.10>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
     let mut sent = Vec::new();
-    let mut drain = |engine: &mut Engine, sent: &mut Vec<Vec<u8>>| {
+    let drain = |engine: &mut Engine, sent: &mut Vec<Vec<u8>>| {
         while let Some(out) = engine.poll_output() {
             match out {
                 Output::Transmit(t) => sent.push(t.bytes),
