@@ -40,6 +40,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: std::net::SocketAddr,
     },
+    /// See baton work: a server and a carrier in one process on loopback, transferring
+    /// calls for a while with a live progress line, then the report.
+    Demo {
+        /// Calls started per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
     /// Send the hooks of a dead-letter file again. What still fails stays in the file.
     Replay {
         file: PathBuf,
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
+        Command::Demo { rate, duration } => demo(rate, duration),
         Command::Load { target, rate, duration, calls, bind } => load(&baton::load::LoadConfig {
             target,
             rate,
@@ -143,6 +154,41 @@ fn check(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The demo's application: transfer every call to an agent.
+const DEMO_APP: &str = r#"[{"verb": "sip:refer", "referTo": "agent"}]"#;
+
+fn demo(rate: f64, duration: f64) -> ExitCode {
+    let app = match parse_document(DEMO_APP) {
+        Ok(app) => app,
+        Err(e) => return fail(&format!("demo application: {e:?}")),
+    };
+    let config = baton::server::ServerConfig {
+        listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
+        settings: baton::engine::Settings { app: Some(app), ..Default::default() },
+        hooks: Default::default(),
+        grace: std::time::Duration::from_secs(5),
+        metrics: None,
+    };
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let Some(&target) = server.local_addrs().first() else { return fail("the demo server has no address") };
+    println!("baton listening on udp:{target}; a carrier calls in at {rate}/s for {duration}s, accepts each REFER,");
+    println!("reports NOTIFY 100/180/200 and expects baton's BYE (hooks off).");
+    let code = load(&baton::load::LoadConfig {
+        target,
+        rate,
+        duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
+        calls: None,
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        drain: std::time::Duration::from_secs(10),
+        progress: true,
+    });
+    server.shutdown();
+    code
 }
 
 fn load(cfg: &baton::load::LoadConfig) -> ExitCode {

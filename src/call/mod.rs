@@ -629,6 +629,10 @@ impl Call {
         if acks_2xx {
             self.invite_retx = None;
             self.phase = Phase::Confirmed;
+            // The INVITE transaction is over: neither it nor our 200 is needed again, and a
+            // parked call should hold as little as possible.
+            self.invite = Vec::new();
+            self.invite_response = None;
             if matches!(self.running, Running::AwaitAck) {
                 self.start_current(ctx);
                 self.advance(ctx);
