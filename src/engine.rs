@@ -234,6 +234,12 @@ impl Engine {
         self.calls.len()
     }
 
+    /// Transactions held across all calls, including answers kept for retransmissions.
+    /// Walks every call: for tests and diagnostics, not the datagram path.
+    pub fn transactions(&self) -> usize {
+        self.calls.values().map(|s| s.call.transactions()).sum()
+    }
+
     /// Calls not ended yet.
     pub fn active_calls(&self) -> usize {
         self.active

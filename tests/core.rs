@@ -187,6 +187,23 @@ fn a_call_whose_transactions_outlive_its_linger_still_expires() {
 }
 
 #[test]
+fn a_flood_of_new_in_dialog_requests_cannot_grow_a_call() {
+    let mut h = Harness::new(json!([{"verb": "pause", "length": 60}]));
+    let to = h.answered_call("flood");
+    let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "flood", to: &to };
+    for cseq in 2..10_002 {
+        h.deliver(&dialog.request("INFO", cseq, "", ""));
+    }
+    let answered = h.sent.iter().filter(|(_, m)| m.status() == Some(200) && m.cseq().1 == "INFO").count();
+    assert_eq!(answered, 10_000, "every request is answered");
+    assert!(h.engine.transactions() <= 40, "{} transactions held", h.engine.transactions());
+    // The newest answer is still there for a retransmission.
+    let before = h.sent.len();
+    h.deliver(&dialog.request("INFO", 10_001, "", ""));
+    assert_eq!(h.sent.len(), before + 1);
+}
+
+#[test]
 fn retransmitted_final_responses_are_absorbed_for_t4() {
     let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}, {"verb": "pause", "length": 60}]));
     h.answered_call("timer-k");

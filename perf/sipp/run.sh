@@ -38,7 +38,7 @@ for name in "${scenarios[@]}"; do
     *) app=(--app "$here/apps/$name.json" --hook-base "$hooks/") ;;
   esac
   RUST_LOG=${RUST_LOG:-warn} "$bin" serve --listen "udp:127.0.0.1:$port" "${app[@]}" \
-    --call-status-hook "$hooks/status" 2>"$work/$name.baton.log" &
+    --call-status-hook "$hooks/status" --dead-letter "$work/$name.dead" 2>"$work/$name.baton.log" &
   baton_pid=$!
   sleep 0.3
   started=$(date +%s.%N)
@@ -55,11 +55,13 @@ for name in "${scenarios[@]}"; do
   baton_rc=$?
   python3 "$here/hooks.py" check "$name" "$work/hooks.jsonl" "$calls"
   hooks_rc=$?
-  if [ $sipp_rc -eq 0 ] && [ $hooks_rc -eq 0 ] && [ $baton_rc -eq 0 ]; then
+  # Every hook must have been delivered, none dead-lettered.
+  dead=$( [ -s "$work/$name.dead" ] && wc -l < "$work/$name.dead" || echo 0)
+  if [ $sipp_rc -eq 0 ] && [ $hooks_rc -eq 0 ] && [ $baton_rc -eq 0 ] && [ "$dead" -eq 0 ]; then
     printf 'PASS %-13s %5d calls in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$elapsed" $((cpu_us / calls))
   else
     failed=$((failed + 1))
-    printf 'FAIL %-13s sipp=%d hooks=%d baton-exit=%d\n' "$name" $sipp_rc $hooks_rc $baton_rc
+    printf 'FAIL %-13s sipp=%d hooks=%d baton-exit=%d dead-lettered=%d\n' "$name" $sipp_rc $hooks_rc $baton_rc "$dead"
     { tail -n 20 "$work/$name.errors" 2>/dev/null; echo; } | sed "s/^/  sipp: /"
     tail -n 5 "$work/$name.baton.log" | sed 's/^/  baton: /'
   fi

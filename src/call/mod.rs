@@ -22,6 +22,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Answers one call keeps for retransmitted requests (see `answer_and_remember`).
+const MAX_ANSWERED: usize = 32;
+
 /// What baton accepts as a UAS. It sends REFER but does not accept one.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, UPDATE, INFO";
 
@@ -263,13 +266,24 @@ impl Call {
             w.header(name, value);
         }
         let bytes = w.finish(None);
+        self.answer_and_remember(ctx, core.via.branch().unwrap_or_default(), core.cseq.method, src, bytes);
+    }
+
+    /// Sends a final response and keeps it for the request's retransmissions (Timer J).
+    /// A call keeps at most `MAX_ANSWERED` of them: a peer sending requests with ever-new
+    /// branches cannot grow a call without bound (the oldest answer is forgotten).
+    fn answer_and_remember(&mut self, ctx: &mut Ctx<'_>, branch: &str, method: &str, dst: SocketAddr, bytes: Vec<u8>) {
+        if self.answered.len() >= MAX_ANSWERED {
+            self.answered.remove(0);
+        }
+        let until = ctx.now + ctx.cfg.timers.give_up();
         self.answered.push(Answered {
-            branch: core.via.branch().unwrap_or_default().to_string(),
-            method: core.cseq.method.to_string(),
+            branch: branch.to_string(),
+            method: method.to_string(),
             bytes: bytes.clone(),
-            until: ctx.now + ctx.cfg.timers.give_up(),
+            until,
         });
-        self.transmit(ctx, src, bytes);
+        self.transmit(ctx, dst, bytes);
     }
 
     fn respond_invite(
@@ -611,13 +625,7 @@ impl Call {
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
                 let bytes = w.finish(body);
-                self.answered.push(Answered {
-                    branch: branch.to_string(),
-                    method: method.to_string(),
-                    bytes: bytes.clone(),
-                    until: ctx.now + ctx.cfg.timers.give_up(),
-                });
-                self.transmit(ctx, src, bytes);
+                self.answer_and_remember(ctx, branch, method, src, bytes);
             }
             "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
             _ => self.reply(ctx, msg, core, src, 405, &[("Allow", ALLOW)]),
@@ -648,13 +656,8 @@ impl Call {
         }
         // CANCEL's response carries the To as received (RFC 3261 §9.2).
         let bytes = Writer::response_to(msg, 200, "OK", None).finish(None);
-        self.answered.push(Answered {
-            branch: self.invite_branch.clone(),
-            method: "CANCEL".into(),
-            bytes: bytes.clone(),
-            until: ctx.now + ctx.cfg.timers.give_up(),
-        });
-        self.transmit(ctx, src, bytes);
+        let branch = self.invite_branch.clone();
+        self.answer_and_remember(ctx, &branch, "CANCEL", src, bytes);
         if self.phase == Phase::Early && self.sip_status < 200 {
             self.respond_invite(ctx, 487, "Request Terminated", &[], None);
             self.end(ctx, Status::Canceled, Some("caller"));
@@ -886,6 +889,11 @@ impl Call {
 }
 
 impl Call {
+    /// Client transactions and remembered answers this call holds.
+    pub fn transactions(&self) -> usize {
+        self.client.len() + self.answered.len()
+    }
+
     pub fn is_active(&self) -> bool {
         self.phase != Phase::Ended
     }
