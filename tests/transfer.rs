@@ -369,3 +369,27 @@ fn a_second_challenge_or_no_credentials_is_final() {
     rig.carrier.expect_request("BYE");
     assert_eq!(rig.hooks.wait("/action", 1)[0].body["refer_status"], json!(401));
 }
+
+#[test]
+fn a_slow_hook_endpoint_never_delays_sip_and_hooks_stay_in_order() {
+    let rig =
+        refer_rig(json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
+    hooks.reply_after("/event", 200, "", Duration::from_millis(1500));
+    let mut leg = carrier.call("slow-hooks-1");
+    let refer = carrier.expect_request("REFER");
+    leg.respond(&refer, 202, "");
+    let started = std::time::Instant::now();
+    assert_eq!(leg.notify(&refer, "180 Ringing", "active"), 200);
+    assert_eq!(leg.notify(&refer, "200 OK", "terminated"), 200);
+    let bye = carrier.expect_request("BYE");
+    assert!(started.elapsed() < Duration::from_millis(500), "SIP waited on HTTP: {:?}", started.elapsed());
+    leg.respond(&bye, 200, "");
+    // One call's hooks are delivered one at a time: the actionHook leaves only once both
+    // slow events have been answered.
+    let action = hooks.wait("/action", 1)[0].at;
+    let events = hooks.at("/event");
+    assert_eq!(events.len(), 2);
+    assert!(events[1].at.duration_since(events[0].at) >= Duration::from_millis(1400));
+    assert!(action.duration_since(events[0].at) >= Duration::from_millis(2900));
+}

@@ -31,6 +31,8 @@ pub struct Recorded {
     pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 #[derive(Clone)]
@@ -65,6 +67,7 @@ async fn record(
         query: uri.query().unwrap_or_default().to_string(),
         headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
     };
     let reply = s.replies.lock().unwrap().get(&rec.path).cloned();
     s.log.lock().unwrap().push(rec);
