@@ -134,12 +134,8 @@ fn hostile_input_during_a_thousand_transfers() {
 
     let report = load.join().unwrap();
     assert_eq!((report.completed, report.failed), (1000, 0), "{report}\n{:#?}", baton.log.lock().unwrap());
-    hooks.wait("/action", 1000);
-    let load_actions: Vec<_> = hooks
-        .at("/action")
-        .into_iter()
-        .filter(|a| a.body["call_id"].as_str().is_some_and(|c| c.starts_with("load-")))
-        .collect();
+    let from_load = |a: &Recorded| a.body["call_id"].as_str().is_some_and(|c| c.starts_with("load-"));
+    let load_actions = hooks.wait_matching("/action", 1000, from_load);
     assert_eq!(load_actions.len(), 1000);
     assert!(load_actions.iter().all(|a| a.body["final_referred_call_status"] == json!(200)));
     // Every bad message was answered or dropped and counted.
