@@ -198,16 +198,12 @@ impl LoadCall {
             ("INVITE", Stage::Inviting) => {
                 self.answered(now, fx);
                 self.to = msg.get(Name::To).unwrap_or_default().to_string();
-                let ok = code < 300;
                 fx.send.push(self.request("ACK", 1, "", "", now));
                 self.stage = match code {
                     200..=299 => Stage::AwaitRefer,
                     503 => Stage::Refused,
                     _ => Stage::Failed("INVITE refused"),
                 };
-                if !ok {
-                    self.pending = None;
-                }
             }
             ("INVITE", _) if (200..300).contains(&code) => {
                 fx.retransmissions += 1;
