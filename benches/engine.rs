@@ -2,8 +2,9 @@
 //! no sockets), and routing a response to its shard and call by its branch.
 
 use baton::app::parse_document;
-use baton::engine::{parse_branch, Engine, Output, Settings};
+use baton::engine::{Engine, Output, Settings};
 use baton::hooks::job::{Answer, HookReply};
+use baton::tokens::parse_branch;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ fn transfer(engine: &mut Engine, now: Instant, n: u64) -> usize {
                     if let Some(r) = job.reply {
                         engine.handle_hook_reply(
                             now,
-                            HookReply { call: r.call, token: r.token, outcome: Ok(Answer::Nothing) },
+                            HookReply { shard: r.shard, call: r.call, token: r.token, outcome: Ok(Answer::Nothing) },
                         );
                     }
                 }

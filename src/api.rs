@@ -2,6 +2,7 @@
 //! one small thread; it reads counters the shard and the hook worker publish.
 
 use crate::engine::Stats;
+use crate::shard::Gauges;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,31 +18,39 @@ pub struct HookCounters {
     pub dead_lettered: AtomicU64,
 }
 
-/// What the shard publishes after each turn of its loop.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ShardGauges {
-    pub stats: Stats,
-    pub active_calls: usize,
-    pub held_hooks: usize,
+/// What each shard publishes after each turn of its loop, by shard number.
+#[derive(Clone, Default)]
+pub struct ShardMetrics(pub Vec<Arc<Mutex<Gauges>>>);
+
+impl ShardMetrics {
+    fn read(&self) -> Vec<Gauges> {
+        self.0.iter().map(|g| g.lock().map(|g| *g).unwrap_or_default()).collect()
+    }
 }
 
 /// Everything `/metrics` shows.
 #[derive(Clone, Default)]
 pub struct Metrics {
-    pub shard: Arc<Mutex<ShardGauges>>,
+    pub shards: ShardMetrics,
     pub hooks: Arc<HookCounters>,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let g = self.shard.lock().map(|g| *g).unwrap_or_default();
-        let s = g.stats;
+        let shards = self.shards.read();
+        let mut s = Stats::default();
+        let (mut active, mut held) = (0, 0);
+        for g in &shards {
+            s.add(&g.stats);
+            active += g.active_calls;
+            held += g.held_hooks;
+        }
         let h = &self.hooks;
-        let mut out = String::with_capacity(2048);
+        let mut out = String::with_capacity(4096);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(out, "# HELP baton_{name} {help}\n# TYPE baton_{name} {kind}\nbaton_{name} {value}\n");
         };
-        metric("datagrams_total", "counter", "SIP datagrams received.", s.datagrams);
+        metric("datagrams_total", "counter", "SIP datagrams handled.", s.datagrams);
         metric(
             "dropped_total",
             "counter",
@@ -58,8 +67,8 @@ impl Metrics {
             "New calls refused with 503 (limits, congestion, shutdown).",
             s.refused,
         );
-        metric("calls_active", "gauge", "Calls in progress.", g.active_calls as u64);
-        metric("hooks_held", "gauge", "Hooks held by the shard while the hook queue is full.", g.held_hooks as u64);
+        metric("calls_active", "gauge", "Calls in progress.", active as u64);
+        metric("hooks_held", "gauge", "Hooks held by the shards while the hook queue is full.", held as u64);
         metric("hooks_delivered_total", "counter", "Hook requests answered 2xx.", h.delivered.load(Ordering::Relaxed));
         metric("hooks_retried_total", "counter", "Hook attempts retried.", h.retried.load(Ordering::Relaxed));
         metric(
@@ -68,6 +77,20 @@ impl Metrics {
             "Hooks written to the dead-letter file.",
             h.dead_lettered.load(Ordering::Relaxed),
         );
+        let mut by_shard = |name: &str, help: &str, value: &dyn Fn(&Gauges) -> u64| {
+            let _ = write!(out, "# HELP baton_shard_{name} {help}\n# TYPE baton_shard_{name} counter\n");
+            for (i, g) in shards.iter().enumerate() {
+                let _ = writeln!(out, "baton_shard_{name}{{shard=\"{i}\"}} {}", value(g));
+            }
+        };
+        by_shard("calls_total", "Calls admitted by each shard.", &|g| g.stats.calls);
+        by_shard("received_total", "Datagrams read from each shard's sockets.", &|g| g.io.received);
+        by_shard("handed_off_total", "Datagrams a shard received and handed to the shard that owns them.", &|g| {
+            g.io.handed_off
+        });
+        by_shard("handoff_dropped_total", "Hand-offs dropped because the owner's queue was full.", &|g| {
+            g.io.handoff_dropped
+        });
         out
     }
 }

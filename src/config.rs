@@ -3,6 +3,7 @@
 use crate::app::{parse_document, Hook};
 use crate::engine::Settings;
 use crate::hooks::worker::HookSettings;
+use crate::io::IoMode;
 use crate::server::ServerConfig;
 use crate::sip::sdp::Direction;
 use crate::txn::Timers;
@@ -88,6 +89,17 @@ pub struct Options {
     /// Serve /metrics (Prometheus) and /healthz over HTTP on this address.
     #[arg(long, value_name = "IP:PORT")]
     pub metrics: Option<SocketAddr>,
+    /// Reactor threads (default: one per core). Each has its own socket on every listen
+    /// address and owns the calls whose Call-ID hashes to it.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// I/O backend: io_uring, epoll with recvmmsg/sendmmsg, or auto (io_uring where the
+    /// kernel allows it; the log says which).
+    #[arg(long, value_enum, env = "BATON_IO")]
+    pub io: Option<IoMode>,
+    /// Pin shard N to core N (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub pin: Option<bool>,
     /// Sent as account_sid in the call hook.
     #[arg(long)]
     pub account_sid: Option<String>,
@@ -144,6 +156,9 @@ impl Options {
             shutdown_grace,
             hook_flush,
             metrics,
+            shards,
+            io,
+            pin,
             account_sid,
             application_sid,
             project_id,
@@ -220,7 +235,23 @@ impl Options {
             counters: Default::default(),
         };
         let grace = seconds("--shutdown-grace", self.shutdown_grace, Duration::from_secs(30))?;
-        Ok(ServerConfig { listen, settings, hooks, grace, metrics: self.metrics })
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let shards = match self.shards {
+            Some(0) => return Err("--shards must be at least 1".into()),
+            Some(n) if n > 1024 => return Err(format!("--shards {n}: at most 1024")),
+            Some(n) => n,
+            None => cores,
+        };
+        Ok(ServerConfig {
+            listen,
+            settings,
+            hooks,
+            grace,
+            metrics: self.metrics,
+            shards,
+            io: self.io.unwrap_or_default(),
+            pin: self.pin.unwrap_or(true),
+        })
     }
 }
 

@@ -9,10 +9,12 @@ use crate::sip::parse::{parse_with, Limits, Message, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
 use crate::sip::write::{reason, Writer};
+use crate::tokens::{parse_branch, Ids};
 use crate::txn::Timers;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,39 +103,6 @@ pub enum Output {
     CallGone(Arc<str>),
 }
 
-/// Mints the tokens this shard hands out. Branches carry the shard and the call, so a
-/// response finds its call without a table lookup.
-pub struct Ids {
-    shard: u16,
-    seq: u64,
-    pub rng: fastrand::Rng,
-}
-
-const BRANCH_PREFIX: &str = "z9hG4bK-bt";
-
-impl Ids {
-    pub fn new(shard: u16, seed: u64) -> Ids {
-        Ids { shard, seq: 0, rng: fastrand::Rng::with_seed(seed) }
-    }
-
-    pub fn branch(&mut self, call: u64) -> String {
-        self.seq += 1;
-        format!("{BRANCH_PREFIX}{:x}-{call:x}-{:x}", self.shard, self.seq)
-    }
-
-    pub fn tag(&mut self) -> String {
-        format!("bt{:x}-{:012x}", self.shard, self.rng.u64(..) >> 16)
-    }
-
-    pub fn call_sid(&mut self) -> String {
-        uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid().to_string()
-    }
-
-    pub fn trace_id(&mut self) -> String {
-        format!("{:032x}", self.rng.u128(..))
-    }
-}
-
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
 fn unsupported_required(msg: &Message<'_>) -> Option<String> {
@@ -147,15 +116,6 @@ fn unsupported_required(msg: &Message<'_>) -> Option<String> {
         .flat_map(|h| crate::sip::header::split_list(h.value))
         .collect();
     (!tags.is_empty()).then(|| tags.join(", "))
-}
-
-/// The shard and call named by one of our branches.
-pub fn parse_branch(branch: &str) -> Option<(u16, u64)> {
-    let rest = branch.strip_prefix(BRANCH_PREFIX)?;
-    let mut parts = rest.split('-');
-    let shard = u16::from_str_radix(parts.next()?, 16).ok()?;
-    let call = u64::from_str_radix(parts.next()?, 16).ok()?;
-    Some((shard, call))
 }
 
 /// What a call's handlers need: the time, the settings, and where effects go.
@@ -186,11 +146,46 @@ pub struct Stats {
     pub refused: u64,
 }
 
+impl Stats {
+    /// Adds another shard's counters to these.
+    pub fn add(&mut self, other: &Stats) {
+        let Stats { datagrams, dropped, bad_requests, unknown_dialog, stray_responses, calls, refused } = *other;
+        self.datagrams += datagrams;
+        self.dropped += dropped;
+        self.bad_requests += bad_requests;
+        self.unknown_dialog += unknown_dialog;
+        self.stray_responses += stray_responses;
+        self.calls += calls;
+        self.refused += refused;
+    }
+}
+
 struct Slot {
     call: Call,
     scheduled: Option<Instant>,
     /// Counted in `Engine::active` (not ended yet).
     active: bool,
+}
+
+/// The call limit shared by the shards of one server: one atomic add per admitted call.
+#[derive(Debug)]
+pub struct Admission {
+    max: usize,
+    active: AtomicUsize,
+}
+
+impl Admission {
+    pub fn new(max: usize) -> Admission {
+        Admission { max, active: AtomicUsize::new(0) }
+    }
+
+    fn try_admit(&self) -> bool {
+        self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).is_ok()
+    }
+
+    fn release(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Engine {
@@ -202,8 +197,10 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     out: VecDeque<Output>,
     next_key: u64,
-    /// Calls not ended yet: what `max_calls` limits.
+    /// This shard's calls not ended yet.
     active: usize,
+    /// Every shard's calls not ended yet: what `max_calls` limits.
+    admission: Arc<Admission>,
     /// Shutting down: no new calls.
     draining: bool,
     /// The hook queue is nearly full: no new calls.
@@ -213,6 +210,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: Arc<Settings>, shard: u16, seed: u64) -> Engine {
+        let max_calls = cfg.max_calls;
         Engine {
             cfg,
             ids: Ids::new(shard, seed),
@@ -223,10 +221,17 @@ impl Engine {
             out: VecDeque::new(),
             next_key: 1,
             active: 0,
+            admission: Arc::new(Admission::new(max_calls)),
             draining: false,
             congested: false,
             stats: Stats::default(),
         }
+    }
+
+    /// Counts this engine's calls against a limit shared with other shards.
+    pub fn sharing(mut self, admission: Arc<Admission>) -> Engine {
+        self.admission = admission;
+        self
     }
 
     /// Calls held, including ended ones still absorbing retransmissions.
@@ -338,7 +343,7 @@ impl Engine {
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
-                    if self.active >= self.cfg.max_calls || self.draining || self.congested {
+                    if self.draining || self.congested || !self.admission.try_admit() {
                         self.stats.refused += 1;
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
@@ -355,6 +360,7 @@ impl Engine {
                             key
                         }
                         Err(why) => {
+                            self.admission.release();
                             self.stats.bad_requests += 1;
                             self.stateless(local, src, &msg, 400, why, &[]);
                             return;
@@ -414,6 +420,7 @@ impl Engine {
         if slot.active && !slot.call.is_active() {
             slot.active = false;
             self.active -= 1;
+            self.admission.release();
         }
         if slot.call.finished(now) {
             let sid = slot.call.sid.clone();

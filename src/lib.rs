@@ -15,4 +15,5 @@ pub mod load;
 pub mod server;
 pub mod shard;
 pub mod sip;
+pub mod tokens;
 pub mod txn;

@@ -120,11 +120,10 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
     }
     signals.forever().next();
     tracing::info!("signal: shutting down gracefully (a second signal stops at once)");
-    let (control, waker) = server.control();
+    let stopper = server.stopper();
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            control.stop.store(true, std::sync::atomic::Ordering::Release);
-            let _ = waker.wake();
+            stopper.stop();
         }
     });
     let stats = server.shutdown();
@@ -169,7 +168,8 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
         settings: baton::engine::Settings { app: Some(app), ..Default::default() },
         hooks: Default::default(),
         grace: std::time::Duration::from_secs(5),
-        metrics: None,
+        // One shard: the load generator in this process needs the other core.
+        ..Default::default()
     };
     let server = match Server::start(config) {
         Ok(s) => s,

@@ -1,10 +1,11 @@
-//! A running baton: sockets bound, hook workers started, the shard thread spinning.
+//! A running baton: sockets bound, hook delivery started, one thread per shard.
 
-use crate::engine::{Engine, Settings, Stats};
-use crate::hooks::worker::{HookSettings, Hooks};
-use crate::io::bind_udp;
-use crate::shard::{reply_sink, Control, Shard, WAKER};
-use mio::{Poll, Waker};
+use crate::api::{Metrics, ShardMetrics};
+use crate::engine::{Admission, Engine, Settings, Stats};
+use crate::hooks::worker::{Delivery, HookSettings, Hooks};
+use crate::io::{IoMode, Waker};
+use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
+use socket2::Socket;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,51 +21,129 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Reactor threads, each with its own sockets on every listen address.
+    pub shards: usize,
+    pub io: IoMode,
+    /// Pin shard N to core N (mod the cores there are).
+    pub pin: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
+            settings: Settings::default(),
+            hooks: HookSettings::default(),
+            grace: Duration::from_secs(30),
+            metrics: None,
+            shards: 1,
+            io: IoMode::Auto,
+            pin: false,
+        }
+    }
 }
 
 pub struct Server {
     addrs: Vec<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     control: Arc<Control>,
-    waker: Arc<Waker>,
-    shard: JoinHandle<Stats>,
+    peers: Arc<[Peer]>,
+    shards: Vec<JoinHandle<Stats>>,
+    delivery: Delivery,
+    io: &'static str,
+}
+
+/// Binds every listen address once per shard. The first shard's sockets resolve a port 0,
+/// and the others bind what it got (SO_REUSEPORT lets them share it).
+fn bind_all(listen: &[SocketAddr], shards: usize) -> std::io::Result<Vec<Vec<(Socket, SocketAddr)>>> {
+    let bind = |addr: SocketAddr| {
+        let socket = crate::io::bind(addr)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on udp:{addr}: {e}")))?;
+        let local = socket.local_addr()?.as_socket().unwrap_or(addr);
+        Ok::<_, std::io::Error>((socket, local))
+    };
+    let first = listen.iter().map(|a| bind(*a)).collect::<std::io::Result<Vec<_>>>()?;
+    let resolved: Vec<SocketAddr> = first.iter().map(|(_, a)| *a).collect();
+    let mut all = vec![first];
+    for _ in 1..shards {
+        all.push(resolved.iter().map(|a| bind(*a)).collect::<std::io::Result<Vec<_>>>()?);
+    }
+    Ok(all)
 }
 
 impl Server {
     pub fn start(config: ServerConfig) -> std::io::Result<Server> {
-        let poll = Poll::new()?;
-        let mut sockets = Vec::with_capacity(config.listen.len());
-        for addr in &config.listen {
-            let socket = bind_udp(*addr)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on udp:{addr}: {e}")))?;
-            let local = socket.local_addr()?;
-            sockets.push((socket, local));
+        let shards = config.shards.clamp(1, usize::from(u16::MAX));
+        let sockets = bind_all(&config.listen, shards)?;
+        let addrs = sockets[0].iter().map(|(_, a)| *a).collect();
+        let mut peers = Vec::with_capacity(shards);
+        let mut mailboxes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (handoffs, handoffs_rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
+            let (replies, replies_rx) = crossbeam_channel::unbounded();
+            peers.push(Peer { handoffs, replies, waker: Arc::new(Waker::new()?) });
+            mailboxes.push(Mailbox { handoffs: handoffs_rx, replies: replies_rx });
         }
-        Shard::register(&poll, &mut sockets)?;
-        let addrs = sockets.iter().map(|(_, a)| *a).collect();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, inbox) = crossbeam_channel::unbounded();
-        let metrics = crate::api::Metrics { shard: Arc::default(), hooks: config.hooks.counters.clone() };
+        let peers: Arc<[Peer]> = peers.into();
+        let gauges: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
+        let metrics = Metrics { shards: ShardMetrics(gauges.clone()), hooks: config.hooks.counters.clone() };
         let metrics_addr = match config.metrics {
-            Some(addr) => Some(crate::api::serve(addr, metrics.clone())?),
+            Some(addr) => Some(crate::api::serve(addr, metrics)?),
             None => None,
         };
-        let hooks = Hooks::start(config.hooks, reply_sink(tx, waker.clone()))?;
-        let control = Arc::new(Control::default());
-        let shard = Shard {
-            engine: Engine::new(Arc::new(config.settings), 0, fastrand::u64(..)),
-            poll,
-            sockets,
-            inbox,
-            hooks,
-            control: control.clone(),
-            grace: config.grace,
-            held: Default::default(),
-            held_warned: None,
-            gauges: metrics.shard.clone(),
-        };
-        let shard = std::thread::Builder::new().name("baton-shard-0".into()).spawn(move || shard.run())?;
-        Ok(Server { addrs, metrics_addr, control, waker, shard })
+        let (hooks, delivery) = Hooks::start(config.hooks, reply_sink(peers.clone()))?;
+        let control = Arc::new(Control::new(shards));
+        let admission = Arc::new(Admission::new(config.settings.max_calls));
+        let settings = Arc::new(config.settings);
+        let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let mut threads = Vec::with_capacity(shards);
+        let mut opened = Vec::with_capacity(shards);
+        for (i, ((sockets, mailbox), gauges)) in sockets.into_iter().zip(mailboxes).zip(gauges).enumerate() {
+            let id = i as u16;
+            let (peers, hooks, control) = (peers.clone(), hooks.clone(), control.clone());
+            let (settings, admission) = (settings.clone(), admission.clone());
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
+            let grace = config.grace;
+            let io = config.io;
+            let thread = std::thread::Builder::new().name(format!("baton-shard-{i}")).spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                // Opened here: a ring belongs to the thread that submits to it.
+                let backend = match crate::io::open(io, sockets, peers[i].waker.clone()) {
+                    Ok((backend, name)) => {
+                        let _ = ready.send(Ok(name));
+                        backend
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return Stats::default();
+                    }
+                };
+                let engine = Engine::new(settings, id, fastrand::u64(..)).sharing(admission);
+                Shard { id, engine, io: backend, peers, mailbox, hooks, control, grace, gauges }.run()
+            })?;
+            threads.push(thread);
+            opened.push(is_ready);
+        }
+        drop(hooks);
+        let mut server = Server { addrs, metrics_addr, control, peers, shards: threads, delivery, io: "none" };
+        for ready in opened {
+            match ready.recv() {
+                Ok(Ok(name)) => server.io = name,
+                Ok(Err(e)) => {
+                    server.stop();
+                    return Err(e);
+                }
+                Err(_) => {
+                    server.stop();
+                    return Err(std::io::Error::other("a shard ended while starting"));
+                }
+            }
+        }
+        tracing::info!(shards, io = server.io, "shards running");
+        Ok(server)
     }
 
     /// The bound addresses (a port of 0 in the config is resolved here).
@@ -75,6 +154,11 @@ impl Server {
     /// Where `/metrics` is served (resolved when the config said port 0).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The I/O backend the shards run on: "io_uring" or "epoll".
+    pub fn io(&self) -> &'static str {
+        self.io
     }
 
     /// Stops at once; hooks already queued are still delivered (or dead-lettered).
@@ -90,13 +174,38 @@ impl Server {
         self.finish()
     }
 
-    /// A handle that can ask for a stop from another thread (a second signal).
-    pub fn control(&self) -> (Arc<Control>, Arc<Waker>) {
-        (self.control.clone(), self.waker.clone())
+    /// A handle that can stop the shards at once from another thread (a second signal).
+    pub fn stopper(&self) -> Stopper {
+        Stopper { control: self.control.clone(), peers: self.peers.clone() }
     }
 
     fn finish(self) -> Stats {
-        let _ = self.waker.wake();
-        self.shard.join().unwrap_or_default()
+        self.stopper().wake_all();
+        let mut total = Stats::default();
+        for shard in self.shards {
+            total.add(&shard.join().unwrap_or_default());
+        }
+        // Every shard has let go of the queue: delivery flushes it and ends.
+        drop(self.peers);
+        self.delivery.join();
+        total
+    }
+}
+
+pub struct Stopper {
+    control: Arc<Control>,
+    peers: Arc<[Peer]>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.control.stop.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        for peer in self.peers.iter() {
+            peer.waker.wake();
+        }
     }
 }

@@ -65,8 +65,10 @@ impl Harness {
                 Output::Hook(job) => {
                     if let Some(reply) = job.reply {
                         let outcome = (self.answer)(&job);
-                        self.engine
-                            .handle_hook_reply(self.now, HookReply { call: reply.call, token: reply.token, outcome });
+                        self.engine.handle_hook_reply(
+                            self.now,
+                            HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome },
+                        );
                     }
                     self.hooks.push(job);
                 }

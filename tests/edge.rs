@@ -21,15 +21,6 @@ fn load(target: SocketAddr, calls: u64, rate: f64) -> LoadConfig {
     }
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: baton\r\n\r\n").unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
-}
-
 fn start_transfer_baton(hooks: &HookServer, extra: &[&str]) -> Baton {
     let app = write_app(json!([{"verb": "pause", "length": 0.3},
                                {"verb": "sip:refer", "referTo": "agent", "actionHook": "action", "eventHook": "event"}]));

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         while let Some(out) = engine.poll_output() {
             if let Output::Hook(job) = out {
                 if let Some(r) = job.reply {
-                    engine.handle_hook_reply(now, HookReply { call: r.call, token: r.token, outcome: Ok(Answer::Nothing) });
+                    engine.handle_hook_reply(now, HookReply { shard: r.shard, call: r.call, token: r.token, outcome: Ok(Answer::Nothing) });
                 }
             }
         }

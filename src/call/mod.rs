@@ -228,7 +228,8 @@ impl Call {
 
     fn hook(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Payload, expect: Option<Expect>) -> u64 {
         self.hook_seq += 1;
-        let reply = expect.map(|expect| ReplyTo { call: self.key, token: self.hook_seq, expect });
+        let reply =
+            expect.map(|expect| ReplyTo { shard: ctx.ids.shard(), call: self.key, token: self.hook_seq, expect });
         ctx.out.push_back(Output::Hook(HookJob { call_sid: self.sid.clone(), hook: hook.clone(), body, reply }));
         self.hook_seq
     }

@@ -35,6 +35,8 @@ impl Payload {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyTo {
+    /// The shard that owns the call: its inbox gets the answer.
+    pub shard: u16,
     pub call: u64,
     pub token: u64,
     pub expect: Expect,
@@ -68,6 +70,7 @@ pub type HookOutcome = Result<Answer, String>;
 
 #[derive(Clone, Debug)]
 pub struct HookReply {
+    pub shard: u16,
     pub call: u64,
     pub token: u64,
     pub outcome: HookOutcome,

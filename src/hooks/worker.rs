@@ -62,10 +62,23 @@ pub enum Msg {
 /// Where answers to awaited hooks go (the shard's inbox, which wakes the shard).
 pub type ReplySink = Arc<dyn Fn(HookReply) + Send + Sync>;
 
+/// The shards' handle on the hook queue; every shard holds a clone.
+#[derive(Clone)]
 pub struct Hooks {
     tx: mpsc::Sender<Msg>,
-    thread: JoinHandle<()>,
     queue: usize,
+}
+
+/// The delivery thread: ends once every [`Hooks`] handle is gone and the queue is flushed.
+pub struct Delivery {
+    thread: JoinHandle<()>,
+}
+
+impl Delivery {
+    /// Waits until every hook is delivered or dead-lettered.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
 }
 
 fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
@@ -73,7 +86,7 @@ fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
 }
 
 impl Hooks {
-    pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<Hooks> {
+    pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<(Hooks, Delivery)> {
         let queue = settings.queue.max(1);
         let (tx, rx) = mpsc::channel(queue);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -88,7 +101,7 @@ impl Hooks {
         let thread = std::thread::Builder::new()
             .name("baton-hooks".into())
             .spawn(move || runtime.block_on(dispatch(rx, deliverer, cut)))?;
-        Ok(Hooks { tx, thread, queue })
+        Ok((Hooks { tx, queue }, Delivery { thread }))
     }
 
     /// Never blocks: when the queue is full the message comes back.
@@ -104,16 +117,14 @@ impl Hooks {
         self.tx.capacity() < (self.queue / 8).max(1)
     }
 
-    /// Hands over `held` (waiting for room is fine now), closes the queue, and waits
-    /// until every hook is delivered or dead-lettered.
-    pub fn shutdown(self, held: impl IntoIterator<Item = Msg>) {
+    /// A shard that ends hands over what it held (waiting for room is fine now) and lets
+    /// go of the queue.
+    pub fn hand_over(self, held: impl IntoIterator<Item = Msg>) {
         for msg in held {
             if self.tx.blocking_send(msg).is_err() {
                 break;
             }
         }
-        drop(self.tx);
-        let _ = self.thread.join();
     }
 }
 
@@ -182,7 +193,7 @@ impl Deliverer {
             (Ok((status, _)), _) => Err(format!("{} answered HTTP {status}", job.hook.url)),
             (Err(e), _) => Err(e),
         };
-        (self.sink)(HookReply { call: reply.call, token: reply.token, outcome });
+        (self.sink)(HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome });
     }
 
     fn resolve(&self, raw: &str) -> Result<Url, String> {

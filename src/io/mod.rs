@@ -1,20 +1,73 @@
-//! Datagram sockets. The portable backend: non-blocking UDP sockets driven by epoll (mio).
+//! Datagram backends behind one trait, chosen at start (`--io auto|uring|epoll`): io_uring,
+//! and the portable path of epoll with recvmmsg/sendmmsg. A backend owns a shard's sockets
+//! and its wake-up; the shard loop above it is the same for both.
 
-use socket2::{Domain, Protocol, Socket, Type};
+mod epoll;
+mod mmsg;
+mod socket;
+mod uring;
+mod wake;
+
+pub use socket::{bind, bind_udp};
+pub use wake::Waker;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// What the kernel here allows (`net.core.rmem_max`); asking for more is silently capped.
-const RECV_BUFFER: usize = 4 << 20;
+/// Which backend runs the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// io_uring where the kernel allows it, else epoll.
+    #[default]
+    Auto,
+    Uring,
+    Epoll,
+}
 
-/// A non-blocking UDP socket bound to `addr`, with a large receive buffer so bursts are
-/// queued rather than dropped, and SO_REUSEPORT so every shard can bind the same address.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<mio::net::UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
-    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
-        tracing::warn!(error = %e, "could not raise SO_RCVBUF; bursts may be dropped");
+/// One datagram as received: borrowed from the backend's buffer until the callback returns.
+pub struct Datagram<'a> {
+    pub local: SocketAddr,
+    pub src: SocketAddr,
+    pub data: &'a [u8],
+}
+
+pub trait Backend {
+    /// Sends what is queued, sleeps until a datagram or a wake-up arrives or `timeout`
+    /// passes, then hands the datagrams received (up to a budget) to `deliver`. True when
+    /// more may be waiting: the caller should come back without sleeping.
+    fn turn(&mut self, timeout: Option<Duration>, deliver: &mut dyn FnMut(Datagram<'_>)) -> std::io::Result<bool>;
+    /// Queues a datagram to send from the socket bound to `local` (or the first).
+    fn send(&mut self, local: SocketAddr, dst: SocketAddr, bytes: Vec<u8>);
+    /// Hands queued datagrams to the kernel now rather than at the next turn.
+    fn flush(&mut self);
+}
+
+/// Datagrams read in one turn before timers and the inboxes get theirs.
+const READ_BUDGET: usize = 512;
+/// The largest UDP payload, so nothing is truncated.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// Opens a shard's backend over its bound sockets, woken by `waker`. `Auto` tries
+/// io_uring and falls back to epoll; the name of the one chosen comes back for the log.
+pub fn open(
+    mode: IoMode,
+    sockets: Vec<(socket2::Socket, SocketAddr)>,
+    waker: Arc<Waker>,
+) -> std::io::Result<(Box<dyn Backend>, &'static str)> {
+    match mode {
+        IoMode::Epoll => Ok((Box::new(epoll::Epoll::new(sockets, waker)?), "epoll")),
+        IoMode::Uring => match uring::Uring::new(sockets, waker) {
+            Ok(b) => Ok((Box::new(b), "io_uring")),
+            Err((e, _)) => Err(std::io::Error::new(e.kind(), format!("--io uring: {e}"))),
+        },
+        IoMode::Auto => match uring::Uring::new(sockets, waker.clone()) {
+            Ok(b) => Ok((Box::new(b), "io_uring")),
+            Err((e, sockets)) => {
+                tracing::info!(error = %e, "io_uring is not available here; using epoll");
+                Ok((Box::new(epoll::Epoll::new(sockets, waker)?), "epoll"))
+            }
+        },
     }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(mio::net::UdpSocket::from_std(socket.into()))
 }

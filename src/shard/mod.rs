@@ -1,156 +1,242 @@
-//! The reactor: one thread that owns an [`Engine`], its sockets and its hook inbox.
-//! It reads the clock, moves datagrams in and out, and nothing else.
+//! The reactor: one thread per shard that owns an [`Engine`], its I/O backend and its
+//! inboxes. It reads the clock, moves datagrams in and out, hands a datagram another shard
+//! owns to that shard, and nothing else.
+
+pub mod route;
 
 use crate::engine::{Engine, Output, Stats};
 use crate::hooks::job::HookReply;
-use crate::hooks::worker::{Hooks, Msg};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use crate::hooks::worker::{Hooks, Msg, ReplySink};
+use crate::io::{Backend, Datagram, Waker};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const WAKER: Token = Token(usize::MAX);
+/// Datagrams that may wait for one shard before more are dropped (a shard that far
+/// behind is overloaded; UDP retransmission covers the loss).
+pub const HANDOFF_QUEUE: usize = 16_384;
 
-/// Datagrams read from one socket before timers and the inbox get a turn.
-const READ_BUDGET: usize = 512;
-const MAX_DATAGRAM: usize = 65_536;
+/// A datagram received by one shard and owned by another.
+pub struct Handoff {
+    pub local: SocketAddr,
+    pub src: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// How any thread reaches one shard.
+pub struct Peer {
+    pub handoffs: Sender<Handoff>,
+    pub replies: Sender<HookReply>,
+    pub waker: Arc<Waker>,
+}
+
+/// What a shard receives from other threads.
+pub struct Mailbox {
+    pub handoffs: Receiver<Handoff>,
+    pub replies: Receiver<HookReply>,
+}
+
+/// Counters of the shard loop itself, beside the engine's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Loop {
+    /// Datagrams read from this shard's sockets.
+    pub received: u64,
+    /// Of those, handed to the shard that owns them.
+    pub handed_off: u64,
+    /// Handed over but dropped: the owner's queue was full.
+    pub handoff_dropped: u64,
+}
+
+/// What the shard publishes after each turn of its loop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gauges {
+    pub stats: Stats,
+    pub active_calls: usize,
+    pub held_hooks: usize,
+    pub io: Loop,
+}
 
 pub struct Shard {
+    pub id: u16,
     pub engine: Engine,
-    pub poll: Poll,
-    pub sockets: Vec<(UdpSocket, SocketAddr)>,
-    pub inbox: crossbeam_channel::Receiver<HookReply>,
+    pub io: Box<dyn Backend>,
+    /// Every shard, this one included, by number.
+    pub peers: Arc<[Peer]>,
+    pub mailbox: Mailbox,
     pub hooks: Hooks,
     pub control: Arc<Control>,
     /// How long calls in progress may take to finish once draining starts.
     pub grace: Duration,
-    /// Hooks held in order while the queue is full (new calls are refused meanwhile).
-    pub held: VecDeque<Msg>,
-    /// When the shard last warned that it holds hooks.
-    pub held_warned: Option<Instant>,
     /// Where the shard publishes its counters for `/metrics`.
-    pub gauges: Arc<std::sync::Mutex<crate::api::ShardGauges>>,
+    pub gauges: Arc<Mutex<Gauges>>,
 }
 
-/// How the outside asks a shard to end.
+/// How the outside asks the shards to end.
 #[derive(Default)]
 pub struct Control {
     /// Stop at once.
     pub stop: AtomicBool,
     /// Stop admitting calls; end when the calls in progress are done or the grace is over.
     pub drain: AtomicBool,
+    /// Shards with calls still in progress while draining. Every shard keeps answering
+    /// (503 to new calls, hand-offs to the others) until this reaches zero.
+    pub busy: AtomicUsize,
+}
+
+impl Control {
+    pub fn new(shards: usize) -> Control {
+        Control { busy: AtomicUsize::new(shards), ..Control::default() }
+    }
+}
+
+/// The state of one running shard loop.
+struct Running {
+    shard: Shard,
+    /// Hooks held in order while the queue is full (new calls are refused meanwhile).
+    held: VecDeque<Msg>,
+    /// When the shard last warned that it holds hooks.
+    held_warned: Option<Instant>,
+    counters: Loop,
+    /// Peers handed a datagram this turn: each is woken once.
+    to_wake: Vec<bool>,
 }
 
 impl Shard {
-    pub fn register(poll: &Poll, sockets: &mut [(UdpSocket, SocketAddr)]) -> std::io::Result<()> {
-        for (i, (socket, _)) in sockets.iter_mut().enumerate() {
-            poll.registry().register(socket, Token(i), Interest::READABLE)?;
-        }
-        Ok(())
+    pub fn run(self) -> Stats {
+        let peers = self.peers.len();
+        let me = Running {
+            shard: self,
+            held: VecDeque::new(),
+            held_warned: None,
+            counters: Loop::default(),
+            to_wake: vec![false; peers],
+        };
+        me.run()
     }
+}
 
-    pub fn run(mut self) -> Stats {
-        let mut events = Events::with_capacity(256);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+impl Running {
+    fn run(mut self) -> Stats {
         let mut backlog = false;
         let mut drain_until: Option<Instant> = None;
-        while !self.control.stop.load(Ordering::Acquire) {
+        // This shard's calls are over; it waits for the others'.
+        let mut drained = false;
+        while !self.shard.control.stop.load(Ordering::Acquire) {
             // Held hooks are offered to the queue again soon.
             let retry = (!self.held.is_empty()).then(|| Instant::now() + Duration::from_millis(5));
-            let wake = self.engine.poll_timeout().into_iter().chain(drain_until).chain(retry).min();
+            let wake =
+                self.shard.engine.poll_timeout().into_iter().chain(drain_until.filter(|_| !drained)).chain(retry).min();
             let timeout =
                 if backlog { Some(Duration::ZERO) } else { wake.map(|t| t.saturating_duration_since(Instant::now())) };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "poll failed; shard stops");
+            backlog = match self.receive(timeout) {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::error!(shard = self.shard.id, error = %e, "the I/O backend failed; shard stops");
                     break;
                 }
-            }
+            };
             let now = Instant::now();
-            backlog = false;
-            for i in 0..self.sockets.len() {
-                backlog |= self.read(i, now, &mut buf);
+            while let Ok(h) = self.shard.mailbox.handoffs.try_recv() {
+                self.shard.engine.handle_datagram(now, h.local, h.src, &h.bytes);
             }
-            for reply in self.inbox.try_iter() {
-                self.engine.handle_hook_reply(now, reply);
+            while let Ok(reply) = self.shard.mailbox.replies.try_recv() {
+                self.shard.engine.handle_hook_reply(now, reply);
             }
-            self.engine.handle_timeout(Instant::now());
+            self.shard.engine.handle_timeout(now);
             self.release_held();
-            self.engine.set_congested(self.hooks.congested() || !self.held.is_empty());
-            self.flush();
+            let congested = self.shard.hooks.congested() || !self.held.is_empty();
+            self.shard.engine.set_congested(congested);
+            self.drain_outputs();
             self.publish();
-            if drain_until.is_none() && self.control.drain.load(Ordering::Acquire) {
-                tracing::info!(calls = self.engine.active_calls(), grace = ?self.grace, "draining: no new calls");
-                self.engine.drain();
-                drain_until = Some(Instant::now() + self.grace);
+            if drain_until.is_none() && self.shard.control.drain.load(Ordering::Acquire) {
+                let calls = self.shard.engine.active_calls();
+                tracing::info!(shard = self.shard.id, calls, grace = ?self.shard.grace, "draining: no new calls");
+                self.shard.engine.drain();
+                drain_until = Some(Instant::now() + self.shard.grace);
             }
             if let Some(until) = drain_until {
-                let active = self.engine.active_calls();
-                if active == 0 {
-                    break;
+                let active = self.shard.engine.active_calls();
+                if !drained && active > 0 && Instant::now() >= until {
+                    tracing::warn!(
+                        shard = self.shard.id,
+                        calls = active,
+                        "grace over: ending the calls still in progress"
+                    );
+                    self.shard.engine.end_all(Instant::now());
+                    self.drain_outputs();
                 }
-                if Instant::now() >= until {
-                    tracing::warn!(calls = active, "grace over: ending the calls still in progress");
-                    self.engine.end_all(Instant::now());
-                    self.flush();
+                if !drained && (active == 0 || Instant::now() >= until) {
+                    drained = true;
+                    if self.shard.control.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        self.shard.peers.iter().for_each(|p| p.waker.wake());
+                    }
+                }
+                if drained && self.shard.control.busy.load(Ordering::Acquire) == 0 {
                     break;
                 }
             }
         }
-        let stats = self.engine.stats;
-        self.hooks.shutdown(self.held);
+        self.shard.io.flush();
+        self.publish();
+        let stats = self.shard.engine.stats;
+        self.shard.hooks.hand_over(self.held);
         stats
     }
 
-    /// Drains one socket up to the budget; true when datagrams may remain.
-    fn read(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> bool {
-        for _ in 0..READ_BUDGET {
-            let (socket, local) = &self.sockets[i];
-            match socket.recv_from(buf) {
-                Ok((n, src)) => {
-                    let local = *local;
-                    self.engine.handle_datagram(now, local, src, &buf[..n]);
-                    self.flush();
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // ICMP errors from earlier sends surface here (ECONNREFUSED); nothing to do.
-                Err(e) => tracing::debug!(error = %e, "recv_from"),
-            }
-        }
-        true
-    }
-
-    fn flush(&mut self) {
-        while let Some(output) = self.engine.poll_output() {
-            match output {
-                Output::Transmit(t) => {
-                    let socket = self.sockets.iter().find(|(_, l)| *l == t.local).or(self.sockets.first());
-                    if let Some((socket, _)) = socket {
-                        if let Err(e) = socket.send_to(&t.bytes, t.dst) {
-                            // Lost like any UDP datagram: retransmission timers cover it.
-                            tracing::debug!(dst = %t.dst, error = %e, "send_to");
+    /// One turn of the backend: datagrams this shard owns go to its engine, the others to
+    /// their owners, each woken once.
+    fn receive(&mut self, timeout: Option<Duration>) -> std::io::Result<bool> {
+        let Shard { id, engine, io, peers, .. } = &mut self.shard;
+        let (id, shards) = (*id, peers.len() as u16);
+        let counters = &mut self.counters;
+        let to_wake = &mut self.to_wake;
+        let mut now = None;
+        let more = io.turn(timeout, &mut |d: Datagram<'_>| {
+            counters.received += 1;
+            match route::owner(d.data, shards) {
+                Some(owner) if owner != id => {
+                    let handoff = Handoff { local: d.local, src: d.src, bytes: d.data.to_vec() };
+                    match peers[usize::from(owner)].handoffs.try_send(handoff) {
+                        Ok(()) => {
+                            counters.handed_off += 1;
+                            to_wake[usize::from(owner)] = true;
                         }
+                        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => counters.handoff_dropped += 1,
                     }
                 }
+                _ => {
+                    let now = *now.get_or_insert_with(Instant::now);
+                    engine.handle_datagram(now, d.local, d.src, d.data);
+                }
+            }
+        })?;
+        for (peer, wake) in peers.iter().zip(to_wake.iter_mut()) {
+            if std::mem::take(wake) {
+                peer.waker.wake();
+            }
+        }
+        Ok(more)
+    }
+
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.shard.engine.poll_output() {
+            match output {
+                Output::Transmit(t) => self.shard.io.send(t.local, t.dst, t.bytes),
                 Output::Hook(job) => self.submit(Msg::Job(Box::new(job))),
                 Output::CallGone(sid) => self.submit(Msg::Gone(sid)),
             }
         }
     }
-}
 
-impl Shard {
     /// Queues a hook message, or holds it (in order) while the queue is full.
     fn submit(&mut self, msg: Msg) {
         if !self.held.is_empty() {
             return self.held.push_back(msg);
         }
-        if let Err(msg) = self.hooks.submit(msg) {
+        if let Err(msg) = self.shard.hooks.submit(msg) {
             self.held.push_back(msg);
             if self.held_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
                 tracing::warn!("hook queue full: holding hooks and refusing new calls (slow hook endpoint?)");
@@ -160,18 +246,19 @@ impl Shard {
     }
 
     fn publish(&self) {
-        if let Ok(mut g) = self.gauges.lock() {
-            *g = crate::api::ShardGauges {
-                stats: self.engine.stats,
-                active_calls: self.engine.active_calls(),
+        if let Ok(mut g) = self.shard.gauges.lock() {
+            *g = Gauges {
+                stats: self.shard.engine.stats,
+                active_calls: self.shard.engine.active_calls(),
                 held_hooks: self.held.len(),
+                io: self.counters,
             };
         }
     }
 
     fn release_held(&mut self) {
         while let Some(msg) = self.held.pop_front() {
-            if let Err(msg) = self.hooks.submit(msg) {
+            if let Err(msg) = self.shard.hooks.submit(msg) {
                 self.held.push_front(msg);
                 return;
             }
@@ -179,11 +266,13 @@ impl Shard {
     }
 }
 
-/// Wakes the shard when a hook answer arrives or when it must stop.
-pub fn reply_sink(tx: crossbeam_channel::Sender<HookReply>, waker: Arc<Waker>) -> crate::hooks::worker::ReplySink {
-    Arc::new(move |reply| {
-        if tx.send(reply).is_ok() {
-            let _ = waker.wake();
+/// Routes each hook answer to the inbox of the shard that owns its call, and wakes it.
+pub fn reply_sink(peers: Arc<[Peer]>) -> ReplySink {
+    Arc::new(move |reply: HookReply| {
+        if let Some(peer) = peers.get(usize::from(reply.shard)) {
+            if peer.replies.send(reply).is_ok() {
+                peer.waker.wake();
+            }
         }
     })
 }

@@ -158,8 +158,23 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
         ..HookSettings::default()
     };
     let listen = vec!["127.0.0.1:0".parse().unwrap()];
-    Server::start(ServerConfig { listen, settings, hooks: hook_settings, grace: Duration::from_secs(5), metrics: None })
-        .unwrap()
+    Server::start(ServerConfig {
+        listen,
+        settings,
+        hooks: hook_settings,
+        grace: Duration::from_secs(5),
+        shards: 2,
+        io: io_mode(),
+        ..ServerConfig::default()
+    })
+    .unwrap()
+}
+
+/// The backend the suite runs on: `BATON_IO=uring|epoll|auto` (CI runs it on both).
+pub fn io_mode() -> baton::io::IoMode {
+    use clap::ValueEnum;
+    let name = std::env::var("BATON_IO").unwrap_or_default();
+    baton::io::IoMode::from_str(&name, true).unwrap_or_default()
 }
 
 /// A hook server, a running baton and a carrier pointed at it; baton stops on drop.
@@ -498,4 +513,19 @@ impl Dialog<'_> {
             &format!("SIP/2.0 {status}\r\n"),
         )
     }
+}
+
+/// A plain HTTP GET (the operator's view of `/metrics`).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: baton\r\n\r\n").unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of one sample of a Prometheus text page (`name` with its labels, if any).
+pub fn sample(page: &str, name: &str) -> Option<u64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -1,0 +1,76 @@
+//! The tokens a shard mints: Via branches and To-tags. Each names the shard that owns it,
+//! so any shard can tell where a response or an in-dialog request belongs by reading it.
+
+/// Mints the tokens this shard hands out. Branches carry the shard and the call, so a
+/// response finds its call without a table lookup.
+pub struct Ids {
+    shard: u16,
+    seq: u64,
+    pub rng: fastrand::Rng,
+}
+
+const BRANCH_PREFIX: &str = "z9hG4bK-bt";
+const TAG_PREFIX: &str = "bt";
+
+impl Ids {
+    pub fn new(shard: u16, seed: u64) -> Ids {
+        Ids { shard, seq: 0, rng: fastrand::Rng::with_seed(seed) }
+    }
+
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    pub fn branch(&mut self, call: u64) -> String {
+        self.seq += 1;
+        format!("{BRANCH_PREFIX}{:x}-{call:x}-{:x}", self.shard, self.seq)
+    }
+
+    pub fn tag(&mut self) -> String {
+        format!("{TAG_PREFIX}{:x}-{:012x}", self.shard, self.rng.u64(..) >> 16)
+    }
+
+    pub fn call_sid(&mut self) -> String {
+        uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid().to_string()
+    }
+
+    pub fn trace_id(&mut self) -> String {
+        format!("{:032x}", self.rng.u128(..))
+    }
+}
+
+/// The shard and call named by one of our branches.
+pub fn parse_branch(branch: &str) -> Option<(u16, u64)> {
+    let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+    let mut parts = rest.split('-');
+    let shard = u16::from_str_radix(parts.next()?, 16).ok()?;
+    let call = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some((shard, call))
+}
+
+/// The shard named by one of our tags (`bt{shard}-{random}`).
+pub fn tag_shard(tag: &str) -> Option<u16> {
+    let (shard, random) = tag.strip_prefix(TAG_PREFIX)?.split_once('-')?;
+    if random.is_empty() {
+        return None;
+    }
+    u16::from_str_radix(shard, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_name_their_shard() {
+        let mut ids = Ids::new(11, 7);
+        let branch = ids.branch(0x2a);
+        assert!(branch.starts_with("z9hG4bK"), "RFC 3261 magic cookie");
+        assert_eq!(parse_branch(&branch), Some((11, 0x2a)));
+        assert_eq!(tag_shard(&ids.tag()), Some(11));
+        assert_eq!(parse_branch("z9hG4bK-other-1"), None);
+        assert_eq!(tag_shard("as5f2c1"), None);
+        assert_eq!(tag_shard("btz-1"), None);
+        assert_eq!(tag_shard("bt3-"), None);
+    }
+}
