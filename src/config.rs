@@ -2,6 +2,7 @@
 
 use crate::app::{parse_document, Hook};
 use crate::engine::Settings;
+use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::IoMode;
 use crate::server::ServerConfig;
@@ -77,6 +78,16 @@ pub struct Options {
     /// Hooks queued before new ones are dropped (default 65536).
     #[arg(long, value_name = "N")]
     pub hook_queue: Option<usize>,
+    /// Send events nobody waits on (eventHook, status callbacks) to this URL instead, as
+    /// one POST carrying a JSON array per batch; each element names its `hook`.
+    #[arg(long, value_name = "URL")]
+    pub hook_batch_url: Option<String>,
+    /// Most events in one batch (default 100).
+    #[arg(long, value_name = "N")]
+    pub hook_batch_max: Option<usize>,
+    /// Longest an event waits for its batch to fill, in milliseconds (default 20).
+    #[arg(long, value_name = "MS")]
+    pub hook_batch_linger: Option<u64>,
     /// Where hooks that cannot be delivered are written (default baton-dead-letters.jsonl).
     #[arg(long, value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
@@ -152,6 +163,9 @@ impl Options {
             hook_retries,
             hook_backoff_ms,
             hook_queue,
+            hook_batch_url,
+            hook_batch_max,
+            hook_batch_linger,
             dead_letter,
             shutdown_grace,
             hook_flush,
@@ -233,6 +247,21 @@ impl Options {
             dead_letter: self.dead_letter.unwrap_or(hook_defaults.dead_letter),
             flush: seconds("--hook-flush", self.hook_flush, hook_defaults.flush)?,
             counters: Default::default(),
+            batch: match self.hook_batch_url {
+                Some(url) => Some(BatchSettings {
+                    url: absolute(&url)?,
+                    max: match self.hook_batch_max {
+                        Some(0) => return Err("--hook-batch-max must be at least 1".into()),
+                        Some(n) => n,
+                        None => 100,
+                    },
+                    linger: Duration::from_millis(self.hook_batch_linger.unwrap_or(20)),
+                }),
+                None if self.hook_batch_max.is_some() || self.hook_batch_linger.is_some() => {
+                    return Err("--hook-batch-max and --hook-batch-linger need --hook-batch-url".into())
+                }
+                None => None,
+            },
         };
         let grace = seconds("--shutdown-grace", self.shutdown_grace, Duration::from_secs(30))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);

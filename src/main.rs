@@ -1,3 +1,6 @@
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use baton::app::{parse_document, Application};
 use baton::config::Options;
 use baton::server::Server;

@@ -230,7 +230,13 @@ impl Call {
         self.hook_seq += 1;
         let reply =
             expect.map(|expect| ReplyTo { shard: ctx.ids.shard(), call: self.key, token: self.hook_seq, expect });
-        ctx.out.push_back(Output::Hook(HookJob { call_sid: self.sid.clone(), hook: hook.clone(), body, reply }));
+        ctx.out.push_back(Output::Hook(HookJob {
+            call_sid: self.sid.clone(),
+            hook: hook.clone(),
+            body,
+            reply,
+            at: ctx.now,
+        }));
         self.hook_seq
     }
 

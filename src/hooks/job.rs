@@ -2,6 +2,7 @@
 
 use crate::app::{Application, Hook};
 use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct HookJob {
@@ -11,6 +12,8 @@ pub struct HookJob {
     pub body: Payload,
     /// Set when the call waits for the answer (call_hook, actionHook, redirect).
     pub reply: Option<ReplyTo>,
+    /// When the call produced it: delivery measures the time to acknowledgement from here.
+    pub at: Instant,
 }
 
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! Webhooks: the jobs the core emits and the workers that deliver them over HTTP.
 
+pub mod batch;
 pub mod dead_letter;
 pub mod job;
 pub mod policy;

@@ -4,6 +4,7 @@
 //! A hook that exhausts its retries, or is still queued when shutdown's flush time is
 //! over, is written to the dead-letter file.
 
+use super::batch::{BatchSettings, Item};
 use super::dead_letter::{DeadLetter, DeadLetters};
 use super::job::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
@@ -34,6 +35,8 @@ pub struct HookSettings {
     /// At shutdown, how long queued hooks may still be tried before they are dead-lettered.
     pub flush: Duration,
     pub counters: Arc<crate::api::HookCounters>,
+    /// Where events nobody waits on go in batches, if anywhere.
+    pub batch: Option<BatchSettings>,
 }
 
 impl Default for HookSettings {
@@ -48,6 +51,7 @@ impl Default for HookSettings {
             dead_letter: PathBuf::from("baton-dead-letters.jsonl"),
             flush: Duration::from_secs(10),
             counters: Arc::default(),
+            batch: None,
         }
     }
 }
@@ -91,16 +95,24 @@ impl Hooks {
         let (tx, rx) = mpsc::channel(queue);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (cut, cutoff) = watch::channel(false);
+        let (batch, items) = mpsc::unbounded_channel();
+        let batch_settings = settings.batch.clone();
         let deliverer = Arc::new(Deliverer {
+            batch: batch_settings.is_some().then_some(batch),
             client: client(settings.timeout)?,
             dead: DeadLetters::new(settings.dead_letter.clone()),
             settings,
             sink,
             cutoff,
         });
-        let thread = std::thread::Builder::new()
-            .name("baton-hooks".into())
-            .spawn(move || runtime.block_on(dispatch(rx, deliverer, cut)))?;
+        let thread = std::thread::Builder::new().name("baton-hooks".into()).spawn(move || {
+            runtime.block_on(async move {
+                if let Some(settings) = batch_settings {
+                    tokio::spawn(super::batch::run(items, deliverer.clone(), settings));
+                }
+                dispatch(rx, deliverer, cut).await
+            })
+        })?;
         Ok((Hooks { tx, queue }, Delivery { thread }))
     }
 
@@ -163,16 +175,18 @@ async fn dispatch(mut rx: mpsc::Receiver<Msg>, deliverer: Arc<Deliverer>, cut: w
 
 /// A request ready to send: what a dead letter records and a replay sends again.
 #[derive(Clone, Debug)]
-struct Prepared {
-    method: String,
-    url: Url,
-    headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
+pub(super) struct Prepared {
+    pub method: String,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
 }
 
-struct Deliverer {
+pub(super) struct Deliverer {
+    /// Events nobody waits on go here when there is a batch endpoint.
+    batch: Option<mpsc::UnboundedSender<Item>>,
     client: reqwest::Client,
-    settings: HookSettings,
+    pub settings: HookSettings,
     sink: ReplySink,
     dead: DeadLetters,
     /// Turns true when shutdown's flush time is over.
@@ -183,8 +197,16 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// SWML status callbacks carry the time they are sent, in fractional seconds.
+fn unix_now_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 impl Deliverer {
     async fn run(&self, job: HookJob) {
+        if let (Some(batch), None, Payload::Event(_) | Payload::Stamped(_)) = (&self.batch, job.reply, &job.body) {
+            return self.batched(batch, job).await;
+        }
         let result = self.deliver(&job).await;
         let Some(reply) = job.reply else { return };
         let outcome = match (result, reply.expect) {
@@ -194,6 +216,33 @@ impl Deliverer {
             (Err(e), _) => Err(e),
         };
         (self.sink)(HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome });
+    }
+
+    /// Hands an event to the batcher and waits until its batch is acknowledged.
+    async fn batched(&self, batch: &mpsc::UnboundedSender<Item>, job: HookJob) {
+        let hook = match self.resolve(&job.hook.url) {
+            Ok(mut url) => {
+                url.set_fragment(None);
+                url.to_string()
+            }
+            Err(e) => return tracing::warn!(call_sid = %job.call_sid, error = %e, "event not sent"),
+        };
+        let (mut element, stamped) = match job.body {
+            Payload::Event(v) => (v, false),
+            Payload::Stamped(v) => (v, true),
+            Payload::Request { body, .. } => (body.unwrap_or_default(), false),
+        };
+        if let Some(fields) = element.as_object_mut() {
+            if stamped {
+                fields.insert("timestamp".into(), serde_json::json!(unix_now_f64()));
+            }
+            fields.insert("hook".into(), serde_json::Value::String(hook));
+        }
+        let (done, acknowledged) = tokio::sync::oneshot::channel();
+        let item = Item { element, call_sid: job.call_sid, at: job.at, done };
+        if batch.send(item).is_ok() {
+            let _ = acknowledged.await;
+        }
     }
 
     fn resolve(&self, raw: &str) -> Result<Url, String> {
@@ -221,8 +270,7 @@ impl Deliverer {
             Payload::Event(v) => (url.clone(), Some(json(v))),
             Payload::Stamped(v) => {
                 let mut v = v.clone();
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-                v["timestamp"] = serde_json::json!(now);
+                v["timestamp"] = serde_json::json!(unix_now_f64());
                 (url.clone(), Some(json(&v)))
             }
             Payload::Request { body, .. } => (url.clone(), body.as_ref().map(json)),
@@ -249,51 +297,75 @@ impl Deliverer {
         let policy = Policy::from_fragment(url.fragment(), Policy::default_with(self.settings.retries));
         url.set_fragment(None);
         let prepared = self.prepare(&url, job);
+        let (last, attempts) = self.send_with_retries(&prepared, policy, &job.call_sid).await;
+        match &last {
+            Ok((status, _)) if (200..300).contains(status) => {
+                self.settings.counters.delivered(1, job.at.elapsed());
+                return last;
+            }
+            _ => {}
+        }
+        if matches!(job.reply.map(|r| r.expect), None | Some(Expect::Verbs)) {
+            self.dead_letter(&job.call_sid, &prepared, attempts, &last);
+        }
+        last
+    }
+
+    /// Sends until a 2xx, the policy gives up, or shutdown's cutoff: the last completed
+    /// exchange (or why there was none) and the attempts made.
+    pub(super) async fn send_with_retries(
+        &self,
+        prepared: &Prepared,
+        policy: Policy,
+        call_sid: &str,
+    ) -> (Result<(u16, String), String>, u32) {
         let mut attempt = 0;
         let mut cutoff = self.cutoff.clone();
-        let last = loop {
+        loop {
             if *cutoff.borrow() {
-                break Err("not delivered before shutdown".to_string());
+                return (Err("not delivered before shutdown".to_string()), attempt);
             }
             let result = tokio::select! {
-                r = send(&self.client, self.settings.secret.as_deref(), &prepared) => r,
+                r = send(&self.client, self.settings.secret.as_deref(), prepared) => r,
                 _ = cutoff.wait_for(|cut| *cut) => Err((Failure::Other, "not delivered before shutdown".into())),
             };
             attempt += 1;
             let (failure, last) = match result {
-                Ok((status, body)) if (200..300).contains(&status) => {
-                    self.settings.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    return Ok((status, body));
-                }
+                Ok((status, body)) if (200..300).contains(&status) => return (Ok((status, body)), attempt),
                 Ok((status, body)) => (Failure::Status(status), Ok((status, body))),
                 Err((failure, why)) => (failure, Err(why)),
             };
             if attempt > policy.retries || !policy.retries(failure) || *cutoff.borrow() {
-                break last;
+                return (last, attempt);
             }
-            tracing::debug!(call_sid = %job.call_sid, url = %url, attempt, "hook failed; retrying");
+            tracing::debug!(call_sid, url = %prepared.url, attempt, "hook failed; retrying");
             self.settings.counters.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff(self.settings.backoff, attempt - 1, fastrand::f64())).await;
-        };
-        let keeps_news = matches!(job.reply.map(|r| r.expect), None | Some(Expect::Verbs));
-        if keeps_news {
-            let last_error = match &last {
-                Ok((status, _)) => format!("HTTP {status}"),
-                Err(e) => e.clone(),
-            };
-            self.settings.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            self.dead.append(&DeadLetter {
-                call_sid: job.call_sid.to_string(),
-                url: prepared.url.to_string(),
-                method: prepared.method.clone(),
-                headers: prepared.headers.clone(),
-                body: prepared.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
-                attempts: attempt,
-                last_error,
-                at: unix_now(),
-            });
         }
-        last
+    }
+
+    pub(super) fn dead_letter(
+        &self,
+        call_sid: &str,
+        prepared: &Prepared,
+        attempts: u32,
+        last: &Result<(u16, String), String>,
+    ) {
+        let last_error = match last {
+            Ok((status, _)) => format!("HTTP {status}"),
+            Err(e) => e.clone(),
+        };
+        self.settings.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.dead.append(&DeadLetter {
+            call_sid: call_sid.to_string(),
+            url: prepared.url.to_string(),
+            method: prepared.method.clone(),
+            headers: prepared.headers.clone(),
+            body: prepared.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            attempts,
+            last_error,
+            at: unix_now(),
+        });
     }
 }
 

@@ -146,7 +146,11 @@ pub fn settings(hooks: &HookServer) -> Settings {
 }
 
 pub fn start(settings: Settings, hooks: &HookServer) -> Server {
-    let hook_settings = HookSettings {
+    start_with(settings, hooks, |_| {})
+}
+
+pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mut HookSettings)) -> Server {
+    let mut hook_settings = HookSettings {
         base: Some(url::Url::parse(&hooks.url("/call")).unwrap()),
         secret: Some("s3cret".into()),
         backoff: Duration::from_millis(20),
@@ -157,6 +161,7 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
         )),
         ..HookSettings::default()
     };
+    tweak(&mut hook_settings);
     let listen = vec!["127.0.0.1:0".parse().unwrap()];
     Server::start(ServerConfig {
         listen,
@@ -191,11 +196,19 @@ impl Rig {
     }
 
     pub fn with(verbs: Value, tweak: impl FnOnce(&mut Settings)) -> Rig {
+        Rig::with_hooks(verbs, tweak, |_, _| {})
+    }
+
+    pub fn with_hooks(
+        verbs: Value,
+        tweak: impl FnOnce(&mut Settings),
+        tweak_hooks: impl FnOnce(&mut HookSettings, &HookServer),
+    ) -> Rig {
         let hooks = HookServer::start();
         app(&hooks, verbs);
         let mut s = settings(&hooks);
         tweak(&mut s);
-        let baton = start(s, &hooks);
+        let baton = start_with(s, &hooks, |h| tweak_hooks(h, &hooks));
         let carrier = Carrier::new(baton.local_addrs()[0]);
         Rig { hooks, carrier, baton: Some(baton) }
     }
