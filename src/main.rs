@@ -42,6 +42,13 @@ enum Command {
         /// Local address to send from.
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: std::net::SocketAddr,
+        /// Generator threads, each with its own source port and a share of the rate.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Serve a hook sink on this address for the run (point baton's hooks at it) and
+        /// report the events it received.
+        #[arg(long, value_name = "IP:PORT")]
+        hook_sink: Option<std::net::SocketAddr>,
     },
     /// See baton work: a server and a carrier in one process on loopback, transferring
     /// calls for a while with a live progress line, then the report.
@@ -81,7 +88,7 @@ fn main() -> ExitCode {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
         Command::Demo { rate, duration } => demo(rate, duration),
-        Command::Load { target, rate, duration, calls, bind } => load(&baton::load::LoadConfig {
+        Command::Load { target, rate, duration, calls, bind, shards, hook_sink } => load(&baton::load::LoadConfig {
             target,
             rate,
             duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
@@ -89,6 +96,8 @@ fn main() -> ExitCode {
             bind,
             drain: std::time::Duration::from_secs(10),
             progress: true,
+            shards,
+            hook_sink,
         }),
         Command::Replay { file, webhook_secret, hook_timeout_ms } => {
             replay(&file, webhook_secret.as_deref(), std::time::Duration::from_millis(hook_timeout_ms))
@@ -189,6 +198,8 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
         bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         drain: std::time::Duration::from_secs(10),
         progress: true,
+        shards: 1,
+        hook_sink: None,
     });
     server.shutdown();
     code

@@ -18,6 +18,8 @@ fn load(target: SocketAddr, calls: u64, rate: f64) -> LoadConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         drain: Duration::from_secs(20),
         progress: false,
+        shards: 2,
+        hook_sink: None,
     }
 }
 

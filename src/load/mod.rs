@@ -3,6 +3,7 @@
 //! request was meant to be sent, so a stalled engine cannot hide (coordinated omission).
 
 pub mod carrier;
+pub mod sink;
 
 use crate::sip::parse::parse;
 use carrier::{LoadCall, Stage};
@@ -27,6 +28,10 @@ pub struct LoadConfig {
     /// How long to wait for calls in flight once the last has started.
     pub drain: Duration,
     pub progress: bool,
+    /// Generator threads, each with its own socket (source port) and a share of the rate.
+    pub shards: usize,
+    /// Serve a hook sink here for the run, and report the events it received.
+    pub hook_sink: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -42,6 +47,16 @@ pub struct Report {
     /// Request-to-response latency in microseconds.
     pub latency: Histogram<u64>,
     pub elapsed: Duration,
+    /// What the hook sink received, when there was one.
+    pub hooks: Option<SinkReport>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SinkReport {
+    pub events: u64,
+    pub requests: u64,
+    /// Between the first request and the last.
+    pub per_second: f64,
 }
 
 impl Report {
@@ -72,13 +87,80 @@ impl std::fmt::Display for Report {
             self.percentile_ms(0.99),
             self.percentile_ms(0.999),
             self.latency.max() as f64 / 1000.0
-        )
+        )?;
+        if let Some(SinkReport { events, requests, per_second }) = self.hooks {
+            write!(f, "\nhooks at the sink: {events} events in {requests} requests, {per_second:.0} events/s")?;
+        }
+        Ok(())
     }
 }
 
 const SOCKET: Token = Token(0);
 
+/// Runs the load (over `cfg.shards` threads), with the hook sink if asked for.
 pub fn run(cfg: &LoadConfig) -> std::io::Result<Report> {
+    let sink = cfg.hook_sink.map(sink::start).transpose()?;
+    let shards = cfg.shards.max(1);
+    let mut report = if shards == 1 {
+        run_one(cfg)?
+    } else {
+        let share = LoadConfig {
+            rate: cfg.rate / shards as f64,
+            calls: cfg.calls.map(|n| n.div_ceil(shards as u64)),
+            ..cfg.clone()
+        };
+        let reports = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..shards)
+                .map(|i| {
+                    let mine = LoadConfig { progress: cfg.progress && i == 0, ..share.clone() };
+                    s.spawn(move || run_one(&mine))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("a load thread panicked"))))
+                .collect::<std::io::Result<Vec<_>>>()
+        })?;
+        merge(reports)?
+    };
+    report.hooks = sink.map(|(_, c)| {
+        c.settle(Duration::from_millis(500), cfg.drain);
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        SinkReport { events: load(&c.events), requests: load(&c.requests), per_second: c.rate() }
+    });
+    Ok(report)
+}
+
+fn merge(reports: Vec<Report>) -> std::io::Result<Report> {
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?;
+    let mut total = Report {
+        started: 0,
+        completed: 0,
+        refused: 0,
+        failed: 0,
+        failures: HashMap::new(),
+        retransmissions: 0,
+        latency: latency.clone(),
+        elapsed: Duration::ZERO,
+        hooks: None,
+    };
+    for r in reports {
+        total.started += r.started;
+        total.completed += r.completed;
+        total.refused += r.refused;
+        total.failed += r.failed;
+        total.retransmissions += r.retransmissions;
+        total.elapsed = total.elapsed.max(r.elapsed);
+        for (why, n) in r.failures {
+            *total.failures.entry(why).or_insert(0) += n;
+        }
+        latency.add(&r.latency).map_err(std::io::Error::other)?;
+    }
+    total.latency = latency;
+    Ok(total)
+}
+
+fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
     let mut socket = crate::io::bind_udp(cfg.bind)?;
     let me = socket.local_addr()?;
     let mut poll = Poll::new()?;
@@ -178,7 +260,17 @@ pub fn run(cfg: &LoadConfig) -> std::io::Result<Report> {
         *failures.entry(why).or_insert(0) += 1;
     }
     let failed = failures.values().sum();
-    Ok(Report { started, completed, refused, failed, failures, retransmissions, latency, elapsed: begin.elapsed() })
+    Ok(Report {
+        started,
+        completed,
+        refused,
+        failed,
+        failures,
+        retransmissions,
+        latency,
+        elapsed: begin.elapsed(),
+        hooks: None,
+    })
 }
 
 fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
