@@ -2,6 +2,12 @@
 //! from a ring of provided buffers; sends are queued as submissions and go to the kernel
 //! with the same `io_uring_enter` that waits for the next datagram, so one wake-up
 //! carries both what arrived and what it caused.
+//!
+//! Sends are `MSG_DONTWAIT` and post no completion when they succeed: the kernel issues
+//! them inline while it takes the submissions (a UDP send that would block fails at once
+//! rather than waiting in the kernel, as a datagram dropped by the network would), so a
+//! send's buffer is free as soon as the `io_uring_enter` that submitted it returns, and a
+//! wait is never cut short by the completions of our own sends.
 
 use super::mmsg::socket_addr;
 use super::{Backend, Datagram, Waker, MAX_DATAGRAM, READ_BUDGET};
@@ -25,7 +31,9 @@ const NAME_LEN: usize = size_of::<libc::sockaddr_storage>();
 const BUFFER_SIZE: usize = 16 + NAME_LEN + MAX_DATAGRAM;
 
 const WAKE: u64 = u64::MAX;
-/// Receives are tagged with this bit and the socket's index; sends with their slot.
+/// Only a failed send posts a completion.
+const SEND: u64 = u64::MAX - 1;
+/// Receives are tagged with this bit and the socket's index.
 const RECV: u64 = 1 << 62;
 
 /// A datagram in flight: everything the kernel reads, kept at a fixed address until its
@@ -114,8 +122,8 @@ pub struct Uring {
     buffers: Buffers,
     sockets: Vec<Sock>,
     waker: Arc<Waker>,
-    sends: Vec<Option<Box<Outgoing>>>,
-    free: Vec<usize>,
+    /// Sends queued since the last `io_uring_enter`; the kernel is done with them once it returns.
+    sends: Vec<Box<Outgoing>>,
     completions: Vec<(u64, i32, u32)>,
 }
 
@@ -125,7 +133,12 @@ impl Uring {
         sockets: Vec<(Socket, SocketAddr)>,
         waker: Arc<Waker>,
     ) -> Result<Uring, (io::Error, Vec<(Socket, SocketAddr)>)> {
-        let uring = match IoUring::builder().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES) {
+        let uring = match IoUring::builder()
+            .setup_cqsize(RING_ENTRIES * 4)
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(RING_ENTRIES)
+        {
             Ok(u) => u,
             Err(e) => return Err((e, sockets)),
         };
@@ -142,8 +155,7 @@ impl Uring {
                 Sock { socket, local, hdr }
             })
             .collect();
-        let mut backend =
-            Uring { uring, buffers, sockets, waker, sends: Vec::new(), free: Vec::new(), completions: Vec::new() };
+        let mut backend = Uring { uring, buffers, sockets, waker, sends: Vec::new(), completions: Vec::new() };
         let armed = (0..backend.sockets.len()).try_for_each(|i| backend.arm_receive(i)).and_then(|()| {
             backend.arm_wake()?;
             backend.uring.submit().map(drop)
@@ -159,8 +171,8 @@ impl Uring {
 
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: every entry names memory that lives until its completion: socket
-            // headers and buffers for the backend's life, sends in their slot.
+            // SAFETY: every entry names memory that lives as long as the kernel uses it:
+            // socket headers and buffers for the backend's life, sends until the next enter.
             if unsafe { self.uring.submission().push(&entry) }.is_ok() {
                 return Ok(());
             }
@@ -183,20 +195,25 @@ impl Uring {
 
     /// Submits what is queued and, unless told not to, waits for a completion.
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let wait = timeout != Some(Duration::ZERO) && self.uring.completion().is_empty();
-        let result = match (wait, timeout) {
-            (false, _) => self.uring.submit(),
-            (true, None) => self.uring.submit_and_wait(1),
-            (true, Some(t)) => {
+        // Completions are only posted when the ring is entered to wait for them (deferred
+        // task work), so even "don't wait" enters asking for one, with a zero timeout.
+        let timeout = if self.uring.completion().is_empty() { timeout } else { Some(Duration::ZERO) };
+        let result = match timeout {
+            None => self.uring.submit_and_wait(1),
+            Some(t) => {
                 let ts = Timespec::from(t);
                 self.uring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&ts))
             }
         };
-        match result {
+        let result = match result {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
             Err(e) => Err(e),
+        };
+        if self.uring.submission().is_empty() {
+            self.sends.clear();
         }
+        result
     }
 
     fn received(&mut self, i: usize, result: i32, flags: u32, deliver: &mut dyn FnMut(Datagram<'_>)) {
@@ -248,17 +265,8 @@ impl Backend for Uring {
                         self.arm_wake()?;
                     }
                 }
-                d if d & RECV != 0 => self.received((d & !RECV) as usize, result, flags, deliver),
-                slot => {
-                    if result < 0 {
-                        tracing::debug!(error = %io::Error::from_raw_os_error(-result), "sendmsg");
-                    }
-                    let slot = slot as usize;
-                    if let Some(out) = self.sends.get_mut(slot).and_then(Option::take) {
-                        drop(out);
-                        self.free.push(slot);
-                    }
-                }
+                SEND => tracing::debug!(error = %io::Error::from_raw_os_error(-result), "sendmsg"),
+                d => self.received((d & !RECV) as usize, result, flags, deliver),
             }
         }
         completions.clear();
@@ -276,21 +284,20 @@ impl Backend for Uring {
         out.hdr.msg_namelen = out.dst.len();
         out.hdr.msg_iov = &mut out.iov;
         out.hdr.msg_iovlen = 1;
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.sends.push(None);
-            self.sends.len() - 1
-        });
-        let entry = opcode::SendMsg::new(Fd(fd), &out.hdr).build().user_data(slot as u64);
-        self.sends[slot] = Some(out);
+        let entry = opcode::SendMsg::new(Fd(fd), &out.hdr)
+            .flags(libc::MSG_DONTWAIT as u32)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(SEND);
+        // Kept before the push: a full queue is submitted (and this send issued) inside it.
+        self.sends.push(out);
         if let Err(e) = self.push(entry) {
             tracing::debug!(%dst, error = %e, "cannot queue a send");
-            self.sends[slot] = None;
-            self.free.push(slot);
         }
     }
 
     fn flush(&mut self) {
-        if let Err(e) = self.uring.submit() {
+        if let Err(e) = self.enter(Some(Duration::ZERO)) {
             tracing::debug!(error = %e, "io_uring submit");
         }
     }
