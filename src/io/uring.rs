@@ -123,6 +123,8 @@ pub struct Uring {
     sockets: Vec<Sock>,
     waker: Arc<Waker>,
     /// Sends queued since the last `io_uring_enter`; the kernel is done with them once it returns.
+    /// Boxed: a queued entry points into its `Outgoing`, which must not move when this grows.
+    #[allow(clippy::vec_box)]
     sends: Vec<Box<Outgoing>>,
     completions: Vec<(u64, i32, u32)>,
 }
