@@ -9,10 +9,10 @@ use crate::sip::parse::{parse_with, Limits, Message, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
 use crate::sip::write::{reason, Writer};
+use crate::timer::Wheel;
 use crate::tokens::{parse_branch, Ids};
 use crate::txn::Timers;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -194,7 +194,9 @@ pub struct Engine {
     shard: u16,
     calls: HashMap<u64, Slot>,
     by_call_id: HashMap<String, u64>,
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Wheel<u64>,
+    /// Reused by `handle_timeout` for the timers that fire.
+    due: Vec<(Instant, u64)>,
     out: VecDeque<Output>,
     next_key: u64,
     /// This shard's calls not ended yet.
@@ -217,7 +219,8 @@ impl Engine {
             shard,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Wheel::default(),
+            due: Vec::new(),
             out: VecDeque::new(),
             next_key: 1,
             active: 0,
@@ -278,7 +281,7 @@ impl Engine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        self.timers.next_deadline()
     }
 
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, src: SocketAddr, data: &[u8]) {
@@ -392,11 +395,9 @@ impl Engine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&Reverse((at, key))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.expire(now, &mut due);
+        for (at, key) in due.drain(..) {
             let Some(slot) = self.calls.get_mut(&key) else { continue };
             if slot.scheduled != Some(at) {
                 continue; // superseded by a later reschedule
@@ -406,6 +407,7 @@ impl Engine {
             slot.call.on_timeout(&mut ctx);
             self.reschedule(now, key);
         }
+        self.due = due;
     }
 
     pub fn handle_hook_reply(&mut self, now: Instant, reply: HookReply) {
@@ -436,7 +438,7 @@ impl Engine {
         if next != slot.scheduled {
             slot.scheduled = next;
             if let Some(at) = next {
-                self.timers.push(Reverse((at, key)));
+                self.timers.insert(at, key);
             }
         }
     }

@@ -15,5 +15,6 @@ pub mod load;
 pub mod server;
 pub mod shard;
 pub mod sip;
+pub mod timer;
 pub mod tokens;
 pub mod txn;
