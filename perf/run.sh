@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # baton's performance on this machine, in one go (a benchmark, not a test):
-#   1. the SIPp carrier at 1,000 calls/s against baton on one core: CPU µs per transfer
-#   2. `baton load` at rising rates, baton and the generator each pinned to a core:
-#      throughput, failures, latency and CPU µs per transfer
-#   3. 100,000 calls parked at once (answered, waiting before the REFER): memory per call
-# Hooks are off: this measures SIP and the engine (the hook worker is measured apart).
+#   1. the SIPp carrier at 1,000 calls/s against baton (one shard, one core), and against
+#      SIPp playing the engine's side (sipp/engine/transfer-engine.xml): CPU µs per transfer
+#   2. `baton load` at rising rates, baton (one shard) and the generator each pinned to a
+#      core: throughput, failures, latency and CPU µs per transfer, on each I/O backend
+#   3. the same with hooks on: four per transfer, batched, to the generator's hook sink
+#   4. 100,000 calls parked at once (answered, waiting before the REFER): memory per call
+# IO=uring|epoll picks the backend of parts 1, 3 and 4 (default: auto).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,38 +20,65 @@ stop_baton() { # pid
 }
 start_baton() { # port app [flags]
   local port=$1 app=$2; shift 2
-  RUST_LOG=warn taskset -c 0 "$bin" serve --listen "udp:127.0.0.1:$port" --app "$app" "$@" >/dev/null 2>&1 &
+  RUST_LOG=warn taskset -c 0 "$bin" serve --listen "udp:127.0.0.1:$port" --app "$app" --shards 1 --pin false \
+    --io "${IO:-auto}" "$@" >/dev/null 2>&1 &
   sleep 0.3
   pgrep -f "listen udp:127.0.0.1:$port" | head -1
 }
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
-echo "== 1. SIPp carrier, 10,000 calls at 1,000/s"
+echo "== 1. SIPp carrier, 10,000 calls at 1,000/s: baton, then SIPp as the engine"
 if command -v sipp >/dev/null; then
-  pid=$(start_baton 16700 "$here/apps/transfer.json")
   work=$(mktemp -d)
-  (cd "$work" && taskset -c 1 sipp 127.0.0.1:16700 -sf "$here/sipp/happy.xml" -m 10000 -r 1000 -l 5000 -i 127.0.0.1 -p 16701 \
-      -buff_size 4194304 -timeout 60s -timeout_error -nostdin >/dev/null 2>&1)
-  rc=$?
-  ticks=$(cpu_ticks "$pid"); stop_baton "$pid"; rm -rf "$work"
-  echo "sipp exit $rc; baton CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
+  carrier() { # port
+    (cd "$work" && taskset -c 1 sipp "127.0.0.1:$1" -sf "$here/sipp/happy.xml" -m 10000 -r 1000 -l 5000 -i 127.0.0.1 \
+        -p $(($1 + 1)) -buff_size 4194304 -timeout 60s -timeout_error -nostdin >/dev/null 2>&1)
+  }
+  pid=$(start_baton 16700 "$here/apps/transfer.json")
+  carrier 16700; rc=$?
+  ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
+  echo "baton: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
+  (cd "$work" && taskset -c 0 sipp -sf "$here/sipp/engine/transfer-engine.xml" -i 127.0.0.1 -p 16702 \
+      -buff_size 4194304 -nostdin -bg >/dev/null 2>&1)
+  sleep 0.3
+  pid=$(pgrep -f "transfer-engine.xml" | head -1)
+  carrier 16702; rc=$?
+  ticks=$(cpu_ticks "$pid"); kill "$pid"; rm -rf "$work"
+  echo "SIPp as the engine: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
 else
   echo "sipp not installed (apt-get install sip-tester)"
 fi
 
-echo "== 2. baton load at rising rates, 5 s each"
-port=16710
-for rate in 1000 2000 5000 10000 12500 15000 20000; do
-  port=$((port + 1))
-  pid=$(start_baton "$port" "$here/apps/transfer.json")
-  out=$(taskset -c 1 "$bin" load --target "127.0.0.1:$port" --rate "$rate" --duration 5 2>/dev/null)
+load_at() { # label port rate app [baton flags]
+  local label=$1 port=$2 rate=$3 app=$4; shift 4
+  local sink=()
+  [ "$app" = "$here/apps/transfer-hooks.json" ] && sink=(--hook-sink "127.0.0.1:$((port + 1000))")
+  pid=$(start_baton "$port" "$app" "$@")
+  out=$(taskset -c 1 "$bin" load --target "127.0.0.1:$port" --rate "$rate" --duration 5 "${sink[@]}" 2>/dev/null)
   ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
   completed=$(echo "$out" | head -1 | awk '{print $4}')
   failed=$(echo "$out" | head -1 | awk '{print $9}')
-  echo "rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency)' | tr '\n' ' ')"
+  echo "$label rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency|hooks)' | tr '\n' ' ')"
+}
+
+echo "== 2. baton load at rising rates, 5 s each, hooks off"
+port=16710
+for io in epoll uring; do
+  for rate in 1000 5000 10000 12500 15000 18000; do
+    port=$((port + 2))
+    IO=$io load_at "$io" "$port" "$rate" "$here/apps/transfer.json"
+  done
 done
 
-echo "== 3. 100,000 parked calls"
+echo "== 3. hooks on: eventHook x3 + actionHook per transfer, batched to the load's sink"
+for rate in 2000 4000 8000; do
+  port=$((port + 2))
+  hp=$((port + 1000))
+  load_at "hooks" "$port" "$rate" "$here/apps/transfer-hooks.json" --hook-base "http://127.0.0.1:$hp/" \
+    --hook-batch-url "http://127.0.0.1:$hp/batch"
+done
+
+echo "== 4. 100,000 parked calls"
 pid=$(start_baton 16720 "$here/apps/park.json" --max-calls 200000)
 before=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
 taskset -c 1 timeout 14 "$bin" load --target 127.0.0.1:16720 --rate 10000 --calls 100000 >/dev/null 2>&1 &
