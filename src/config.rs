@@ -334,6 +334,11 @@ mod tests {
         assert_eq!(cfg.settings.max_calls, 7);
         assert_eq!(cfg.settings.env_vars, Some(serde_json::json!({"A": "b"})));
         assert!(toml::from_str::<Options>("bogus = 1").is_err());
+        let file: Options = toml::from_str("shards = 3\nio = \"epoll\"\napp = \"examples/transfer.json\"").unwrap();
+        let cfg = Options::default().over(file).into_server_config().unwrap();
+        assert_eq!((cfg.shards, cfg.io, cfg.pin), (3, IoMode::Epoll, true));
+        let flags = Options { shards: Some(0), app: Some("examples/transfer.json".into()), ..Options::default() };
+        assert!(flags.into_server_config().unwrap_err().contains("--shards must be at least 1"));
         assert!(Options::default().into_server_config().unwrap_err().contains("--call-hook"));
     }
 }
