@@ -42,27 +42,80 @@ impl Name {
                 _ => Name::Other,
             };
         }
-        // Bucketed by length so most names are compared against one or two candidates.
-        let candidates: &[(&str, Name)] = match raw.len() {
-            2 => &[("to", Name::To)],
-            3 => &[("via", Name::Via)],
-            4 => &[("from", Name::From), ("cseq", Name::CSeq)],
-            5 => &[("event", Name::Event), ("route", Name::Route)],
-            7 => &[("call-id", Name::CallId), ("contact", Name::Contact)],
-            8 => &[("refer-to", Name::ReferTo)],
-            9 => &[("refer-sub", Name::ReferSub)],
-            11 => &[("referred-by", Name::ReferredBy)],
-            12 => &[
-                ("content-type", Name::ContentType),
-                ("max-forwards", Name::MaxForwards),
-                ("record-route", Name::RecordRoute),
-            ],
-            14 => &[("content-length", Name::ContentLength)],
-            18 => &[("subscription-state", Name::SubscriptionState)],
-            19 => &[("p-asserted-identity", Name::PAssertedIdentity)],
-            _ => &[],
+        // Bucketed by length, then one 128-bit compare per candidate: the name's bytes
+        // with the ASCII case bit set against the lower-case name, plus an exact check of
+        // its dashes (CR also folds to `-`).
+        if raw.len() > 16 {
+            let candidates: &[(&str, Name)] = match raw.len() {
+                18 => &[("subscription-state", Name::SubscriptionState)],
+                19 => &[("p-asserted-identity", Name::PAssertedIdentity)],
+                _ => &[],
+            };
+            return candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name);
+        }
+        let candidates: &[Packed] = match PACKED.get(raw.len()) {
+            Some(c) if !c.is_empty() => c,
+            _ => return Name::Other,
         };
-        candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name)
+        let mut bytes = [0u8; 16];
+        bytes[..raw.len()].copy_from_slice(raw.as_bytes());
+        let word = u128::from_le_bytes(bytes);
+        let folded = word | (CASE_BIT & ((1u128 << (8 * raw.len())) - 1));
+        candidates
+            .iter()
+            .find(|c| folded == c.lower && word & c.dashes == c.lower & c.dashes)
+            .map_or(Name::Other, |c| c.name)
+    }
+}
+
+/// The names of 2 to 14 bytes, by length (none is 15 or 16: no shift below reaches 128).
+const PACKED: [&[Packed]; 17] = [
+    &[],
+    &[],
+    &[Packed::new("to", Name::To)],
+    &[Packed::new("via", Name::Via)],
+    &[Packed::new("from", Name::From), Packed::new("cseq", Name::CSeq)],
+    &[Packed::new("event", Name::Event), Packed::new("route", Name::Route)],
+    &[],
+    &[Packed::new("call-id", Name::CallId), Packed::new("contact", Name::Contact)],
+    &[Packed::new("refer-to", Name::ReferTo)],
+    &[Packed::new("refer-sub", Name::ReferSub)],
+    &[],
+    &[Packed::new("referred-by", Name::ReferredBy)],
+    &[
+        Packed::new("content-type", Name::ContentType),
+        Packed::new("max-forwards", Name::MaxForwards),
+        Packed::new("record-route", Name::RecordRoute),
+    ],
+    &[],
+    &[Packed::new("content-length", Name::ContentLength)],
+    &[],
+    &[],
+];
+
+/// The ASCII case bit of every byte: set, it lower-cases a letter and leaves `-` and digits.
+const CASE_BIT: u128 = u128::from_le_bytes([0x20; 16]);
+
+/// A lower-case header name of at most 16 bytes as one little-endian word.
+struct Packed {
+    lower: u128,
+    /// 0xff at each `-`.
+    dashes: u128,
+    name: Name,
+}
+
+impl Packed {
+    const fn new(lower: &str, name: Name) -> Packed {
+        let b = lower.as_bytes();
+        let (mut word, mut dashes, mut i) = (0u128, 0u128, 0);
+        while i < b.len() {
+            word |= (b[i] as u128) << (8 * i);
+            if b[i] == b'-' {
+                dashes |= 0xff << (8 * i);
+            }
+            i += 1;
+        }
+        Packed { lower: word, dashes, name }
     }
 }
 
@@ -245,6 +298,54 @@ mod tests {
         assert_eq!(Name::lookup("o"), Name::Event);
         assert_eq!(Name::lookup("r"), Name::ReferTo);
         assert_eq!(Name::lookup("X-Foo"), Name::Other);
+        assert_eq!(Name::lookup("Subscription-STATE"), Name::SubscriptionState);
+        assert_eq!(Name::lookup("p-asserted-identity"), Name::PAssertedIdentity);
+        for len in 0..40 {
+            assert_eq!(Name::lookup(&"x".repeat(len)), Name::Other, "a name of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn lookup_agrees_with_a_plain_case_insensitive_compare() {
+        let names = [
+            ("to", Name::To),
+            ("via", Name::Via),
+            ("from", Name::From),
+            ("cseq", Name::CSeq),
+            ("event", Name::Event),
+            ("route", Name::Route),
+            ("call-id", Name::CallId),
+            ("contact", Name::Contact),
+            ("refer-to", Name::ReferTo),
+            ("refer-sub", Name::ReferSub),
+            ("referred-by", Name::ReferredBy),
+            ("content-type", Name::ContentType),
+            ("max-forwards", Name::MaxForwards),
+            ("record-route", Name::RecordRoute),
+            ("content-length", Name::ContentLength),
+        ];
+        let mut rng = fastrand::Rng::with_seed(3);
+        for (lower, name) in names {
+            // Every mix of cases matches.
+            for _ in 0..20 {
+                let mixed: String =
+                    lower.chars().map(|c| if rng.bool() { c.to_ascii_uppercase() } else { c }).collect();
+                assert_eq!(Name::lookup(&mixed), name, "{mixed}");
+            }
+            // One byte off never does: another letter, a CR for the dash, a case-bit twin.
+            for i in 0..lower.len() {
+                for byte in [b'\r', b'_', b'.', b'x', b'0', lower.as_bytes()[i] ^ 0x20 ^ 0x40] {
+                    let mut bytes = lower.as_bytes().to_vec();
+                    if bytes[i].eq_ignore_ascii_case(&byte) {
+                        continue;
+                    }
+                    bytes[i] = byte;
+                    let Ok(other) = std::str::from_utf8(&bytes) else { continue };
+                    let want = names.iter().find(|(n, _)| n.eq_ignore_ascii_case(other)).map_or(Name::Other, |p| p.1);
+                    assert_eq!(Name::lookup(other), want, "{other:?}");
+                }
+            }
+        }
     }
 
     #[test]

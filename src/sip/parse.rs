@@ -157,10 +157,13 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
             return Err(ParseError::BadVersion);
         }
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-        let code: u16 = code.parse().map_err(|_| ParseError::BadStartLine)?;
-        if !(100..=699).contains(&code) || code.to_string() != code_text(rest) {
-            return Err(ParseError::BadStartLine);
-        }
+        // Exactly three digits (no sign, padding or more digits), 100 to 699.
+        let code = match code.as_bytes() {
+            &[a @ b'1'..=b'6', b, c] if b.is_ascii_digit() && c.is_ascii_digit() => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(ParseError::BadStartLine),
+        };
         return Ok((StartLine::Response { code, reason }, "SIP/2.0"));
     }
     let mut parts = line.split(' ');
@@ -179,11 +182,6 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
         return Err(ParseError::BadVersion);
     }
     Ok((StartLine::Request { method, uri }, version))
-}
-
-/// The status code as written (three digits, no sign or padding).
-fn code_text(rest: &str) -> &str {
-    rest.split_once(' ').map_or(rest, |(code, _)| code)
 }
 
 /// An absolute URI (`scheme:...`); a SIP or SIPS one without a headers part, which RFC 3261
