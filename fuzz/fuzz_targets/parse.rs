@@ -1,14 +1,29 @@
 #![no_main]
-//! The zero-copy parser, checked against rsip on what both accept. rsip 0.4 rejects some
+//! The zero-copy parser, checked against rsip on what both accept, and the shard router
+//! checked against the parsed message. rsip 0.4 rejects some
 //! valid messages (folded lines, compact forms it does not know): only agreement on
 //! messages both parse is required.
 use baton::sip::header::Name;
+use baton::shard::route;
 use baton::sip::parse::{parse, StartLine};
+use baton::tokens::{parse_branch, tag_shard};
 use libfuzzer_sys::fuzz_target;
 use rsip::prelude::*;
 
 fuzz_target!(|data: &[u8]| {
+    // Routing reads every datagram before any parse: it never panics...
+    let owner = route::owner(data, 4);
     let Ok(ours) = parse(data) else { return };
+    // ...and where the parsed message names one of our shards, it picked that shard.
+    if let Ok(core) = ours.core() {
+        let named = match ours.start {
+            StartLine::Response { .. } => core.via.branch().and_then(parse_branch).map(|(s, _)| s),
+            StartLine::Request { .. } => core.to.tag().and_then(tag_shard),
+        };
+        if let Some(shard) = named.filter(|s| *s < 4) {
+            assert_eq!(owner, Some(shard), "routing disagrees with the parsed message");
+        }
+    }
     // Typed views never panic either.
     let _ = ours.core();
     for name in [Name::Via, Name::Contact, Name::RecordRoute] {

@@ -53,14 +53,31 @@ impl Name {
             };
             return candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name);
         }
-        let candidates: &[Packed] = match PACKED.get(raw.len()) {
-            Some(c) if !c.is_empty() => c,
-            _ => return Name::Other,
-        };
+        if PACKED.get(raw.len()).is_none_or(|c| c.is_empty()) {
+            return Name::Other;
+        }
         let mut bytes = [0u8; 16];
         bytes[..raw.len()].copy_from_slice(raw.as_bytes());
-        let word = u128::from_le_bytes(bytes);
-        let folded = word | (CASE_BIT & ((1u128 << (8 * raw.len())) - 1));
+        Name::packed(u128::from_le_bytes(bytes), raw.len())
+    }
+
+    /// [`Name::lookup`] of the `len` bytes at `start` of a header section, reading them as
+    /// one 16-byte load when the buffer reaches that far (it nearly always does: the value
+    /// follows the name).
+    pub fn lookup_at(head: &str, start: usize, len: usize) -> Name {
+        let window = head.as_bytes().get(start..start + 16).and_then(|w| <[u8; 16]>::try_from(w).ok());
+        match window {
+            Some(w) if (2..=14).contains(&len) => {
+                Name::packed(u128::from_le_bytes(w) & ((1u128 << (8 * len)) - 1), len)
+            }
+            _ => head.get(start..start + len).map_or(Name::Other, Name::lookup),
+        }
+    }
+
+    /// A name of 2 to 14 bytes, as a little-endian word with zeros past its end.
+    fn packed(word: u128, len: usize) -> Name {
+        let Some(candidates) = PACKED.get(len) else { return Name::Other };
+        let folded = word | (CASE_BIT & ((1u128 << (8 * len)) - 1));
         candidates
             .iter()
             .find(|c| folded == c.lower && word & c.dashes == c.lower & c.dashes)
@@ -133,7 +150,11 @@ const TOKEN: [bool; 256] = {
 };
 
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| TOKEN[usize::from(b)])
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+pub fn is_token_byte(b: u8) -> bool {
+    TOKEN[usize::from(b)]
 }
 
 /// Trims SIP linear white space, including the CRLF of a folded line.
@@ -302,6 +323,15 @@ mod tests {
         assert_eq!(Name::lookup("p-asserted-identity"), Name::PAssertedIdentity);
         for len in 0..40 {
             assert_eq!(Name::lookup(&"x".repeat(len)), Name::Other, "a name of {len} bytes");
+        }
+        // In a header section, with and without 16 bytes to read past the name's start.
+        for raw in ["Via", "CALL-ID", "t", "Content-Length", "X-Custom-Header-Name", "Max-Forwards", "From"] {
+            for tail in [": SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n", ":x"] {
+                let head = format!("{raw}{tail}");
+                assert_eq!(Name::lookup_at(&head, 0, raw.len()), Name::lookup(raw), "{head:?}");
+                let shifted = format!("To: a\r\n{head}");
+                assert_eq!(Name::lookup_at(&shifted, 7, raw.len()), Name::lookup(raw), "{shifted:?}");
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Zero-copy SIP parser: a [`Message`] borrows every slice from the datagram.
 //! Folded header lines (RFC 3261 §7.3.1) stay in place; typed views trim the CRLF.
 
-use super::header::{is_token, split_list, trim_lws, CSeq, Name, NameAddr, Via};
+use super::header::{is_token, is_token_byte, split_list, trim_lws, CSeq, Name, NameAddr, Via};
 use smallvec::SmallVec;
 use std::fmt;
 
@@ -104,23 +104,25 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     let (start, version) = parse_start_line(&head[first.0..first.1])?;
 
     let mut headers: SmallVec<[Header<'_>; INLINE_HEADERS]> = SmallVec::new();
-    // The header being built: (name, value start, value end); folding extends the end.
-    let mut open: Option<(&str, usize, usize)> = None;
+    // The header being built: (name start, name length, value start, value end); folding
+    // extends the end.
+    let mut open: Option<(usize, usize, usize, usize)> = None;
     for &(line_start, line_end) in rest {
         let line = &head.as_bytes()[line_start..line_end];
         if matches!(line[0], b' ' | b'\t') {
             // Folded continuation: extend the open header's value over this line.
             let header = open.as_mut().ok_or(ParseError::BadHeaderLine)?;
-            header.2 = line_end;
+            header.3 = line_end;
             continue;
         }
         push_header(head, open.take(), &mut headers, limits)?;
-        let colon = memchr::memchr(b':', line).ok_or(ParseError::BadHeaderLine)?;
-        let raw_name = head[line_start..line_start + colon].trim_end_matches([' ', '\t']);
-        if !is_token(raw_name) {
+        // One pass over the name: token characters, optional white space, then the colon.
+        let name_len = line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
+        let colon = name_len + line[name_len..].iter().position(|&b| !matches!(b, b' ' | b'\t')).unwrap_or(0);
+        if name_len == 0 || line.get(colon) != Some(&b':') {
             return Err(ParseError::BadHeaderLine);
         }
-        open = Some((raw_name, line_start + colon + 1, line_end));
+        open = Some((line_start, name_len, line_start + colon + 1, line_end));
     }
     push_header(head, open, &mut headers, limits)?;
 
@@ -138,15 +140,17 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
 
 fn push_header<'a>(
     head: &'a str,
-    open: Option<(&'a str, usize, usize)>,
+    open: Option<(usize, usize, usize, usize)>,
     headers: &mut SmallVec<[Header<'a>; INLINE_HEADERS]>,
     limits: Limits,
 ) -> Result<(), ParseError> {
-    let Some((raw_name, start, end)) = open else { return Ok(()) };
+    let Some((name_start, name_len, start, end)) = open else { return Ok(()) };
     if headers.len() >= limits.max_headers {
         return Err(ParseError::TooManyHeaders);
     }
-    headers.push(Header { name: Name::lookup(raw_name), raw_name, value: trim_lws(&head[start..end]) });
+    let name = Name::lookup_at(head, name_start, name_len);
+    let raw_name = &head[name_start..name_start + name_len];
+    headers.push(Header { name, raw_name, value: trim_lws(&head[start..end]) });
     Ok(())
 }
 
