@@ -80,6 +80,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
     parse_with(buf, Limits::default())
 }
 
+#[inline]
 pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError> {
     // Leading CRLFs are keep-alives or stray line ends (RFC 3261 §7.5).
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
