@@ -32,7 +32,7 @@ fn load_with_hooks_batched_to_the_sink() {
         "--pin",
         "false",
     ]);
-    let calls = 200;
+    let calls = 201;
     let out = Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["load", "--target", &baton.addr.to_string(), "--rate", "400", "--shards", "2"])
         .args(["--calls", &calls.to_string(), "--hook-sink", &sink.to_string()])

@@ -104,15 +104,14 @@ pub fn run(cfg: &LoadConfig) -> std::io::Result<Report> {
     let mut report = if shards == 1 {
         run_one(cfg)?
     } else {
-        let share = LoadConfig {
-            rate: cfg.rate / shards as f64,
-            calls: cfg.calls.map(|n| n.div_ceil(shards as u64)),
-            ..cfg.clone()
-        };
         let reports = std::thread::scope(|s| {
             let handles: Vec<_> = (0..shards)
                 .map(|i| {
-                    let mine = LoadConfig { progress: cfg.progress && i == 0, ..share.clone() };
+                    // An equal share of the rate and of the calls; the first threads take the remainder.
+                    let (n, k) = (shards as u64, i as u64);
+                    let calls = cfg.calls.map(|total| total / n + u64::from(k < total % n));
+                    let rate = cfg.rate / shards as f64;
+                    let mine = LoadConfig { rate, calls, progress: cfg.progress && i == 0, ..cfg.clone() };
                     s.spawn(move || run_one(&mine))
                 })
                 .collect();
