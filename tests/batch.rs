@@ -16,17 +16,6 @@ fn batched_rig(max: usize, linger: Duration) -> Rig {
     )
 }
 
-fn transfer(carrier: &Carrier, call_id: &str) {
-    let mut leg = carrier.call(call_id);
-    let refer = carrier.expect_request("REFER");
-    leg.respond(&refer, 202, "");
-    assert_eq!(leg.notify(&refer, "100 Trying", "active"), 200);
-    assert_eq!(leg.notify(&refer, "180 Ringing", "active"), 200);
-    assert_eq!(leg.notify(&refer, "200 OK", "terminated"), 200);
-    let bye = carrier.expect_request("BYE");
-    leg.respond(&bye, 200, "");
-}
-
 /// Every element of every batch, with the arrival of its batch.
 fn elements(rig: &Rig) -> Vec<(Value, std::time::Instant)> {
     rig.hooks

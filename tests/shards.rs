@@ -34,23 +34,14 @@ fn per_shard(page: &str, name: &str) -> Vec<u64> {
     (0..SHARDS).map(|i| sample(page, &format!("baton_shard_{name}{{shard=\"{i}\"}}")).unwrap_or(0)).collect()
 }
 
-/// The carrier's whole side of one transfer, every datagram from `carrier`'s one port,
-/// except that `answer_from` (when given) sends the 202 and the NOTIFY.
-fn transfer(carrier: &Carrier, answer_from: Option<&Carrier>, call_id: &str) {
-    let mut leg = carrier.call(call_id);
+/// A transfer whose 202 and NOTIFY come from `other`, not from the port that called in.
+fn transfer_answered_from(carrier: &Carrier, other: &Carrier, call_id: &str) {
+    let leg = carrier.call(call_id);
     let refer = carrier.expect_request("REFER");
-    match answer_from {
-        None => {
-            leg.respond(&refer, 202, "");
-            assert_eq!(leg.notify(&refer, "200 OK", "terminated"), 200);
-        }
-        Some(other) => {
-            other.send(&response_text(&refer, 202, ""));
-            let dialog = Dialog { me: carrier.addr(), baton: carrier.baton, call_id, to: &leg.to };
-            other.send(&dialog.notify(2, refer.cseq().0, "200 OK", "terminated"));
-            assert_eq!(other.expect_response("NOTIFY", true).status(), Some(200));
-        }
-    }
+    other.send(&response_text(&refer, 202, ""));
+    let dialog = Dialog { me: carrier.addr(), baton: carrier.baton, call_id, to: &leg.to };
+    other.send(&dialog.notify(2, refer.cseq().0, "200 OK", "terminated"));
+    assert_eq!(other.expect_response("NOTIFY", true).status(), Some(200));
     let bye = carrier.expect_request("BYE");
     leg.respond(&bye, 200, "");
 }
@@ -62,7 +53,7 @@ fn one_carrier_address_is_spread_over_every_shard() {
     let carrier = Carrier::new(baton.addr);
     let calls = 40;
     for i in 0..calls {
-        transfer(&carrier, None, &format!("trunk-{i}@carrier"));
+        transfer(&carrier, &format!("trunk-{i}@carrier"));
     }
     let actions = hooks.wait("/action", calls);
     assert!(actions.iter().all(|a| a.body["refer_status"] == json!(202)), "{actions:?}");
@@ -92,7 +83,7 @@ fn a_202_and_notify_from_other_ports_reach_their_refer() {
     // Many source ports: their datagrams land on different shards' sockets.
     let others: Vec<Carrier> = (0..16).map(|_| Carrier::new(baton.addr)).collect();
     for (i, other) in others.iter().enumerate() {
-        transfer(&carrier, Some(other), &format!("split-{i}@carrier"));
+        transfer_answered_from(&carrier, other, &format!("split-{i}@carrier"));
     }
     let actions = hooks.wait("/action", others.len());
     assert!(actions.iter().all(|a| a.body["final_referred_call_status"] == json!(200)), "{actions:?}");

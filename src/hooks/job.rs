@@ -27,6 +27,14 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// The JSON body, when there is one, taken out.
+    pub fn into_json(self) -> Option<serde_json::Value> {
+        match self {
+            Payload::Event(v) | Payload::Stamped(v) => Some(v),
+            Payload::Request { body, .. } => body,
+        }
+    }
+
     /// The JSON body, when there is one.
     pub fn json(&self) -> Option<&serde_json::Value> {
         match self {

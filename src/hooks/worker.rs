@@ -239,11 +239,8 @@ impl Deliverer {
             }
             Err(e) => return tracing::warn!(call_sid = %job.call_sid, error = %e, "event not sent"),
         };
-        let (mut element, stamped) = match job.body {
-            Payload::Event(v) => (v, false),
-            Payload::Stamped(v) => (v, true),
-            Payload::Request { body, .. } => (body.unwrap_or_default(), false),
-        };
+        let stamped = matches!(job.body, Payload::Stamped(_));
+        let mut element = job.body.into_json().unwrap_or_default();
         if let Some(fields) = element.as_object_mut() {
             if stamped {
                 fields.insert("timestamp".into(), serde_json::json!(unix_now_f64()));

@@ -163,7 +163,7 @@ pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mu
     };
     tweak(&mut hook_settings);
     let listen = vec!["127.0.0.1:0".parse().unwrap()];
-    Server::start(ServerConfig {
+    let server = Server::start(ServerConfig {
         listen,
         settings,
         hooks: hook_settings,
@@ -172,7 +172,14 @@ pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mu
         io: io_mode(),
         ..ServerConfig::default()
     })
-    .unwrap()
+    .unwrap();
+    // A pass asked to run on one backend must not quietly run on the other.
+    match io_mode() {
+        baton::io::IoMode::Uring => assert_eq!(server.io(), "io_uring"),
+        baton::io::IoMode::Epoll => assert_eq!(server.io(), "epoll"),
+        baton::io::IoMode::Auto => {}
+    }
+    server
 }
 
 /// The backend the suite runs on: `BATON_IO=uring|epoll|auto` (CI runs it on both).
@@ -387,6 +394,19 @@ impl Leg<'_> {
     }
 }
 
+/// The carrier's whole side of a happy transfer: call in, accept the REFER, report
+/// 100/180/200, answer the BYE.
+pub fn transfer(carrier: &Carrier, call_id: &str) {
+    let mut leg = carrier.call(call_id);
+    let refer = carrier.expect_request("REFER");
+    leg.respond(&refer, 202, "");
+    assert_eq!(leg.notify(&refer, "100 Trying", "active"), 200);
+    assert_eq!(leg.notify(&refer, "180 Ringing", "active"), 200);
+    assert_eq!(leg.notify(&refer, "200 OK", "terminated"), 200);
+    let bye = carrier.expect_request("BYE");
+    leg.respond(&bye, 200, "");
+}
+
 /// Writes an application to the call hook's answer.
 pub fn app(hooks: &HookServer, verbs: Value) {
     hooks.reply("/call", 200, &verbs.to_string());
@@ -418,8 +438,16 @@ impl Baton {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let want_io = match io_mode() {
+            baton::io::IoMode::Uring => Some("io=\"io_uring\""),
+            baton::io::IoMode::Epoll => Some("io=\"epoll\""),
+            baton::io::IoMode::Auto => None,
+        };
         let addr = loop {
             let line = lines.next().expect("baton exited before listening").unwrap();
+            if let (Some(want), true) = (want_io, line.contains("shards running")) {
+                assert!(line.contains(want), "asked for {want}: {line}");
+            }
             if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
