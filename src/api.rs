@@ -86,10 +86,11 @@ impl Metrics {
     pub fn render(&self) -> String {
         let shards = self.shards.read();
         let mut s = Stats::default();
-        let (mut active, mut held) = (0, 0);
+        let (mut active, mut buried, mut held) = (0, 0, 0);
         for g in &shards {
             s.add(&g.stats);
             active += g.active_calls;
+            buried += g.tombstones;
             held += g.held_hooks;
         }
         let h = &self.hooks;
@@ -115,6 +116,12 @@ impl Metrics {
             s.refused,
         );
         metric("calls_active", "gauge", "Calls in progress.", active as u64);
+        metric(
+            "calls_ended_held",
+            "gauge",
+            "Ended calls kept as tombstones (a few hundred bytes each) to answer retransmissions for 64*T1.",
+            buried as u64,
+        );
         metric("hooks_held", "gauge", "Hooks held by the shards while the hook queue is full.", held as u64);
         metric("hooks_delivered_total", "counter", "Hook requests answered 2xx.", h.delivered.load(Ordering::Relaxed));
         metric("hooks_retried_total", "counter", "Hook attempts retried.", h.retried.load(Ordering::Relaxed));

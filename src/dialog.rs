@@ -4,7 +4,7 @@
 use crate::sip::header::{Name, NameAddr};
 use crate::sip::parse::{Core, Message};
 use crate::sip::uri::Uri;
-use crate::sip::write::Writer;
+use crate::sip::write::{Value, Writer};
 use std::net::SocketAddr;
 
 #[derive(Clone, Debug)]
@@ -76,15 +76,15 @@ impl Dialog {
     pub fn request(&mut self, method: &str, branch: &str) -> (Writer, u32) {
         self.local_cseq += 1;
         let mut w = Writer::request(method, &self.remote_target);
-        w.header("Via", format_args!("SIP/2.0/UDP {};branch={branch};rport", self.advertised));
+        w.header("Via", [&"SIP/2.0/UDP " as &dyn Value, &self.advertised, &";branch=", &branch, &";rport"]);
         for route in &self.route_set {
             w.header("Route", route);
         }
-        w.header("Max-Forwards", 70)
+        w.header("Max-Forwards", "70")
             .header("From", &self.local_party)
             .header("To", &self.remote_party)
             .header("Call-ID", &self.call_id)
-            .header("CSeq", format_args!("{} {method}", self.local_cseq))
+            .header("CSeq", [&self.local_cseq as &dyn Value, &" ", &method])
             .header("Contact", self.contact());
         (w, self.local_cseq)
     }

@@ -3,7 +3,7 @@
 //! come out. It never reads the clock and never touches a socket.
 
 use crate::app::{Application, Hook};
-use crate::call::{Call, ALLOW};
+use crate::call::{Call, Tombstone, ALLOW};
 use crate::hooks::job::{HookJob, HookReply};
 use crate::sip::parse::{parse_with, Limits, Message, StartLine};
 use crate::sip::sdp::Direction;
@@ -12,6 +12,7 @@ use crate::sip::write::{reason, Writer};
 use crate::timer::Wheel;
 use crate::tokens::{parse_branch, Ids};
 use crate::txn::Timers;
+use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -160,11 +161,36 @@ impl Stats {
     }
 }
 
+/// A call in the table: live, or reduced to what answers its retransmissions.
+enum State {
+    Live(Box<Call>),
+    Buried(Tombstone),
+}
+
 struct Slot {
-    call: Call,
+    state: State,
     scheduled: Option<Instant>,
     /// Counted in `Engine::active` (not ended yet).
     active: bool,
+}
+
+impl Slot {
+    fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Live(call) => call.deadline(),
+            State::Buried(t) => Some(t.deadline()),
+        }
+    }
+}
+
+/// A call's key as it travels in branches and hook replies. A forged one is harmless: it
+/// names no slot, or one whose transactions will not match.
+fn key_of(k: DefaultKey) -> u64 {
+    k.data().as_ffi()
+}
+
+fn slot_key(key: u64) -> DefaultKey {
+    KeyData::from_ffi(key).into()
 }
 
 /// The call limit shared by the shards of one server: one atomic add per admitted call.
@@ -192,15 +218,16 @@ pub struct Engine {
     cfg: Arc<Settings>,
     ids: Ids,
     shard: u16,
-    calls: HashMap<u64, Slot>,
+    calls: SlotMap<DefaultKey, Slot>,
     by_call_id: HashMap<String, u64>,
     timers: Wheel<u64>,
     /// Reused by `handle_timeout` for the timers that fire.
     due: Vec<(Instant, u64)>,
     out: VecDeque<Output>,
-    next_key: u64,
     /// This shard's calls not ended yet.
     active: usize,
+    /// Ended calls reduced to tombstones.
+    buried: usize,
     /// Every shard's calls not ended yet: what `max_calls` limits.
     admission: Arc<Admission>,
     /// Shutting down: no new calls.
@@ -217,13 +244,13 @@ impl Engine {
             cfg,
             ids: Ids::new(shard, seed),
             shard,
-            calls: HashMap::new(),
+            calls: SlotMap::new(),
             by_call_id: HashMap::new(),
             timers: Wheel::default(),
             due: Vec::new(),
             out: VecDeque::new(),
-            next_key: 1,
             active: 0,
+            buried: 0,
             admission: Arc::new(Admission::new(max_calls)),
             draining: false,
             congested: false,
@@ -245,12 +272,23 @@ impl Engine {
     /// Transactions held across all calls, including answers kept for retransmissions.
     /// Walks every call: for tests and diagnostics, not the datagram path.
     pub fn transactions(&self) -> usize {
-        self.calls.values().map(|s| s.call.transactions()).sum()
+        self.calls
+            .values()
+            .map(|s| match &s.state {
+                State::Live(call) => call.transactions(),
+                State::Buried(t) => t.transactions(),
+            })
+            .sum()
     }
 
     /// Calls not ended yet.
     pub fn active_calls(&self) -> usize {
         self.active
+    }
+
+    /// Ended calls held only as tombstones, to answer retransmissions.
+    pub fn tombstones(&self) -> usize {
+        self.buried
     }
 
     /// Stops admitting calls (503 with Retry-After); calls in progress carry on.
@@ -266,11 +304,11 @@ impl Engine {
     /// Ends every call still in progress (shutdown's grace is over): transfers report
     /// their actionHook, answered calls get BYE, unanswered ones 503.
     pub fn end_all(&mut self, now: Instant) {
-        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        let keys: Vec<u64> = self.calls.keys().map(key_of).collect();
         for key in keys {
-            if let Some(slot) = self.calls.get_mut(&key) {
+            if let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(key)) {
                 let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-                slot.call.shut_down(&mut ctx);
+                call.shut_down(&mut ctx);
             }
             self.reschedule(now, key);
         }
@@ -328,21 +366,27 @@ impl Engine {
         let key = match msg.start {
             StartLine::Response { .. } => {
                 let call = core.via.branch().and_then(parse_branch).filter(|(s, _)| *s == self.shard).map(|(_, c)| c);
-                let Some((key, slot)) = call.and_then(|c| self.calls.get_mut(&c).map(|slot| (c, slot))) else {
+                let Some((key, slot)) = call.and_then(|c| self.calls.get_mut(slot_key(c)).map(|slot| (c, slot))) else {
                     self.stats.stray_responses += 1;
                     return;
                 };
-                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-                if !slot.call.on_response(&mut ctx, &msg, &core) {
-                    self.stats.stray_responses += 1;
+                // A buried call absorbs retransmitted answers to its requests (Timer K).
+                if let State::Live(call) = &mut slot.state {
+                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    if !call.on_response(&mut ctx, &msg, &core) {
+                        self.stats.stray_responses += 1;
+                    }
                 }
                 key
             }
             StartLine::Request { method, .. } => match self.by_call_id.get(core.call_id) {
                 Some(&key) => {
-                    let Some(slot) = self.calls.get_mut(&key) else { return };
+                    let Some(slot) = self.calls.get_mut(slot_key(key)) else { return };
                     let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-                    slot.call.on_request(&mut ctx, &msg, &core, src);
+                    match &mut slot.state {
+                        State::Live(call) => call.on_request(&mut ctx, &msg, &core, src),
+                        State::Buried(t) => t.on_request(&mut ctx, &msg, &core, src),
+                    }
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
@@ -351,16 +395,17 @@ impl Engine {
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
                     }
-                    let key = self.next_key;
                     let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-                    match Call::accept(&mut ctx, key, data, &msg, &core, src, local) {
-                        Ok(call) => {
-                            self.next_key += 1;
+                    let accepted = self.calls.try_insert_with_key(|k| {
+                        let call = Call::accept(&mut ctx, key_of(k), data, &msg, &core, src, local)?;
+                        Ok(Slot { state: State::Live(Box::new(call)), scheduled: None, active: true })
+                    });
+                    match accepted {
+                        Ok(k) => {
                             self.stats.calls += 1;
-                            self.by_call_id.insert(core.call_id.to_string(), key);
+                            self.by_call_id.insert(core.call_id.to_string(), key_of(k));
                             self.active += 1;
-                            self.calls.insert(key, Slot { call, scheduled: None, active: true });
-                            key
+                            key_of(k)
                         }
                         Err(why) => {
                             self.admission.release();
@@ -398,43 +443,68 @@ impl Engine {
         let mut due = std::mem::take(&mut self.due);
         self.timers.expire(now, &mut due);
         for (at, key) in due.drain(..) {
-            let Some(slot) = self.calls.get_mut(&key) else { continue };
+            let Some(slot) = self.calls.get_mut(slot_key(key)) else { continue };
             if slot.scheduled != Some(at) {
                 continue; // superseded by a later reschedule
             }
             slot.scheduled = None;
-            let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-            slot.call.on_timeout(&mut ctx);
+            if let State::Live(call) = &mut slot.state {
+                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                call.on_timeout(&mut ctx);
+            }
             self.reschedule(now, key);
         }
         self.due = due;
     }
 
     pub fn handle_hook_reply(&mut self, now: Instant, reply: HookReply) {
-        let Some(slot) = self.calls.get_mut(&reply.call) else { return };
+        let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(reply.call)) else { return };
         let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
-        slot.call.on_hook_reply(&mut ctx, reply.token, reply.outcome);
+        call.on_hook_reply(&mut ctx, reply.token, reply.outcome);
         self.reschedule(now, reply.call);
     }
 
     fn reschedule(&mut self, now: Instant, key: u64) {
-        let Some(slot) = self.calls.get_mut(&key) else { return };
-        if slot.active && !slot.call.is_active() {
+        let Some(slot) = self.calls.get_mut(slot_key(key)) else { return };
+        let live = match &mut slot.state {
+            State::Live(call) => Some(call),
+            State::Buried(_) => None,
+        };
+        if slot.active && live.as_ref().is_none_or(|call| !call.is_active()) {
             slot.active = false;
             self.active -= 1;
             self.admission.release();
         }
-        if slot.call.finished(now) {
-            let sid = slot.call.sid.clone();
-            if let Some(slot) = self.calls.remove(&key) {
-                self.by_call_id.remove(slot.call.dialog_call_id());
+        if let Some(call) = live {
+            // An ended call shrinks to its tombstone as soon as only retransmissions can reach it.
+            if let Some(tombstone) = (!call.is_active()).then(|| call.bury(&self.ids)).flatten() {
+                self.out.push_back(Output::CallGone(call.sid.clone()));
+                slot.state = State::Buried(tombstone);
+                self.buried += 1;
             }
-            self.out.push_back(Output::CallGone(sid));
+        }
+        let finished = match &slot.state {
+            State::Live(call) => call.finished(now),
+            State::Buried(t) => now >= t.deadline(),
+        };
+        if finished {
+            if let Some(slot) = self.calls.remove(slot_key(key)) {
+                match slot.state {
+                    State::Live(call) => {
+                        self.by_call_id.remove(call.dialog_call_id());
+                        self.out.push_back(Output::CallGone(call.sid.clone()));
+                    }
+                    State::Buried(t) => {
+                        self.by_call_id.remove(&*t.call_id);
+                        self.buried -= 1;
+                    }
+                }
+            }
             return;
         }
         // Never at or before `now`: a deadline a call failed to clear must not spin the
         // timer loop (and with it every call on the shard).
-        let next = slot.call.deadline().map(|t| t.max(now + MIN_TIMER));
+        let next = slot.deadline().map(|t| t.max(now + MIN_TIMER));
         if next != slot.scheduled {
             slot.scheduled = next;
             if let Some(at) = next {

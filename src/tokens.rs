@@ -1,12 +1,16 @@
 //! The tokens a shard mints: Via branches and To-tags. Each names the shard that owns it,
 //! so any shard can tell where a response or an in-dialog request belongs by reading it.
 
+use std::hash::BuildHasher;
+
 /// Mints the tokens this shard hands out. Branches carry the shard and the call, so a
 /// response finds its call without a table lookup.
 pub struct Ids {
     shard: u16,
     seq: u64,
     pub rng: fastrand::Rng,
+    /// Keyed, so a peer cannot choose branches that collide.
+    txn_hasher: std::hash::RandomState,
 }
 
 const BRANCH_PREFIX: &str = "z9hG4bK-bt";
@@ -14,7 +18,12 @@ const TAG_PREFIX: &str = "bt";
 
 impl Ids {
     pub fn new(shard: u16, seed: u64) -> Ids {
-        Ids { shard, seq: 0, rng: fastrand::Rng::with_seed(seed) }
+        Ids { shard, seq: 0, rng: fastrand::Rng::with_seed(seed), txn_hasher: std::hash::RandomState::new() }
+    }
+
+    /// Names a server transaction by its request's branch and method (RFC 3261 §17.2.3).
+    pub fn txn(&self, branch: &str, method: &str) -> u64 {
+        self.txn_hasher.hash_one((branch, method))
     }
 
     pub fn shard(&self) -> u16 {

@@ -241,6 +241,41 @@ fn a_whole_transfer_without_sockets() {
     assert_eq!(h.hooks_to("/action").len(), 1);
 }
 
+#[test]
+fn an_ended_transfer_is_buried_and_still_answers_its_retransmissions() {
+    let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}]));
+    let to = h.answered_call("buried");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    h.deliver(&response_text(&refer, 202, ""));
+    let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "buried", to: &to };
+    let last = dialog.notify(2, refer.cseq().0, "200 OK", "terminated");
+    h.deliver(&last);
+    let sent = h.take();
+    let answer = sent.iter().find(|(_, m)| m.cseq().1 == "NOTIFY").unwrap().1 .0.clone();
+    let bye = sent.into_iter().find(|(_, m)| m.method().as_deref() == Some("BYE")).unwrap().1;
+    h.deliver(&response_text(&bye, 200, ""));
+    assert_eq!((h.engine.calls(), h.engine.tombstones(), h.engine.active_calls()), (1, 1, 0));
+
+    h.advance(Duration::from_secs(10));
+    h.deliver(&last);
+    assert_eq!(h.take().into_iter().map(|(_, m)| m.0).collect::<Vec<_>>(), vec![answer], "the same answer again");
+    h.deliver(&response_text(&bye, 200, ""));
+    h.deliver(&response_text(&refer, 202, ""));
+    h.deliver(&ack_text(addr(CARRIER), addr(BATON), "buried", &to));
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "buried", ""));
+    assert!(h.take().is_empty(), "retransmissions of what was answered and acknowledged are absorbed");
+    assert_eq!(h.engine.stats.stray_responses, 0);
+    h.deliver(&dialog.request("INFO", 9, "", ""));
+    let info = h.take();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].1.status(), Some(481));
+    assert_eq!(info[0].1.header(Name::To).as_deref(), Some(to.as_str()), "answered with the dialog's tag");
+
+    h.advance(Duration::from_secs(23));
+    assert_eq!((h.engine.calls(), h.engine.tombstones()), (0, 0), "a tombstone has a deadline too");
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
 /// Cheap, deterministic robustness check on top of cargo-fuzz: mangled copies of real
 /// messages, fed in any order, never panic and never leave a call without a deadline.
 #[test]

@@ -73,6 +73,16 @@ fn one_carrier_address_is_spread_over_every_shard() {
     assert_eq!(per_shard(&page, "handoff_dropped_total").iter().sum::<u64>(), 0);
     assert_eq!(sample(&page, "baton_stray_responses_total"), Some(0));
     assert_eq!(sample(&page, "baton_unknown_dialog_total"), Some(0));
+    // Each ended call is kept as a tombstone for its retransmissions (the last 200 to a BYE
+    // may still be on its way).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut page = page;
+    while sample(&page, "baton_calls_ended_held") != Some(calls as u64) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        page = http_get(&metrics, "/metrics");
+    }
+    assert_eq!(sample(&page, "baton_calls_ended_held"), Some(calls as u64), "{page}");
+    assert_eq!(sample(&page, "baton_calls_active"), Some(0));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod payload;
 pub mod refer;
 mod swml;
+mod tombstone;
 
 use crate::app::{Application, Headers, Hook, Step, Verb};
 use crate::dialog::Dialog;
@@ -14,13 +15,14 @@ use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::write::{reason, Writer};
 use crate::sip::{digest, sdp, sipfrag};
-use crate::txn::{Answered, ClientTxn, Fire, Retransmit};
+use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+pub use tombstone::Tombstone;
 
 /// Answers one call keeps for retransmitted requests (see `answer_and_remember`).
 const MAX_ANSWERED: usize = 32;
@@ -258,7 +260,7 @@ impl Call {
         self.hook(ctx, &hook, Payload::Event(body), None);
     }
 
-    /// Answers a non-INVITE request and keeps the answer for its retransmissions (Timer J).
+    /// Answers a non-INVITE request and keeps how, for its retransmissions (Timer J).
     fn reply(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -266,30 +268,29 @@ impl Call {
         core: &Core<'_>,
         src: SocketAddr,
         code: u16,
-        extra: &[(&str, &str)],
+        extra: &'static [(&'static str, &'static str)],
     ) {
-        let mut w = Writer::response_to(msg, code, reason(code), Some(&self.dialog.local_tag));
-        for (name, value) in extra {
-            w.header(name, value);
-        }
-        let bytes = w.finish(None);
-        self.answer_and_remember(ctx, core.via.branch().unwrap_or_default(), core.cseq.method, src, bytes);
+        let again = Again::Reply { code, our_tag: true, extra };
+        self.answer_and_remember(ctx, msg, core, src, again);
     }
 
     /// Sends a final response and keeps it for the request's retransmissions (Timer J).
     /// A call keeps at most `MAX_ANSWERED` of them: a peer sending requests with ever-new
     /// branches cannot grow a call without bound (the oldest answer is forgotten).
-    fn answer_and_remember(&mut self, ctx: &mut Ctx<'_>, branch: &str, method: &str, dst: SocketAddr, bytes: Vec<u8>) {
+    fn answer_and_remember(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        msg: &Message<'_>,
+        core: &Core<'_>,
+        dst: SocketAddr,
+        again: Again,
+    ) {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.remove(0);
         }
-        let until = ctx.now + ctx.cfg.timers.give_up();
-        self.answered.push(Answered {
-            branch: branch.to_string(),
-            method: method.to_string(),
-            bytes: bytes.clone(),
-            until,
-        });
+        let bytes = again.bytes(msg, &self.dialog.local_tag);
+        let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
+        self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
         self.transmit(ctx, dst, bytes);
     }
 
@@ -514,14 +515,14 @@ impl Call {
         };
         tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
-        let body = payload::refer_action(self, &outcome, verb_id.as_deref());
+        let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id.as_deref())));
         self.swml_refer_done(&outcome);
         let call_over = outcome.transferred() || caller_gone;
         if call_over {
             // The caller has left (or hung up): the hook still fires, its verbs cannot run.
             self.verb_status(ctx, "finished");
             self.current = None;
-            if let Some(hook) = action_hook {
+            if let Some((hook, body)) = action {
                 self.hook(ctx, &hook, Payload::Event(body), None);
             }
             self.running = Running::Stopped;
@@ -530,7 +531,7 @@ impl Call {
             }
             return;
         }
-        self.finish_verb(ctx, action_hook.map(|h| (h, body)));
+        self.finish_verb(ctx, action);
         self.advance(ctx);
     }
 
@@ -592,8 +593,9 @@ impl Call {
         let branch = core.via.branch().unwrap_or_default();
         let is_ack = msg.method() == Some("ACK");
         if !is_ack {
-            if let Some(done) = self.answered.iter().find(|a| a.branch == branch && a.method == method) {
-                let bytes = done.bytes.clone();
+            let id = ctx.ids.txn(branch, method);
+            if let Some(done) = self.answered.iter().find(|a| a.id == id) {
+                let bytes = done.again.bytes(msg, &self.dialog.local_tag);
                 self.transmit(ctx, src, bytes);
                 return;
             }
@@ -632,7 +634,7 @@ impl Call {
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
                 let bytes = w.finish(body);
-                self.answer_and_remember(ctx, branch, method, src, bytes);
+                self.answer_and_remember(ctx, msg, core, src, Again::Bytes(bytes.into()));
             }
             "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
             _ => self.reply(ctx, msg, core, src, 405, &[("Allow", ALLOW)]),
@@ -662,9 +664,7 @@ impl Call {
             return self.reply(ctx, msg, core, src, 481, &[]);
         }
         // CANCEL's response carries the To as received (RFC 3261 §9.2).
-        let bytes = Writer::response_to(msg, 200, "OK", None).finish(None);
-        let branch = self.invite_branch.clone();
-        self.answer_and_remember(ctx, &branch, "CANCEL", src, bytes);
+        self.answer_and_remember(ctx, msg, core, src, Again::Reply { code: 200, our_tag: false, extra: &[] });
         if self.phase == Phase::Early && self.sip_status < 200 {
             self.respond_invite(ctx, 487, "Request Terminated", &[], None);
             self.end(ctx, Status::Canceled, Some("caller"));

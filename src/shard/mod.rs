@@ -55,6 +55,7 @@ pub struct Loop {
 pub struct Gauges {
     pub stats: Stats,
     pub active_calls: usize,
+    pub tombstones: usize,
     pub held_hooks: usize,
     pub io: Loop,
 }
@@ -250,6 +251,7 @@ impl Running {
             *g = Gauges {
                 stats: self.shard.engine.stats,
                 active_calls: self.shard.engine.active_calls(),
+                tombstones: self.shard.engine.tombstones(),
                 held_hooks: self.held.len(),
                 io: self.counters,
             };

@@ -214,13 +214,22 @@ fn scan_unquoted(s: &str, stop: impl Fn(u8, bool) -> bool) -> Option<usize> {
 /// Looks up `name` in a `;a=b;c` parameter list (case-insensitive names). A parameter
 /// without a value yields `Some("")`.
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params.split(';').find_map(|p| {
-        let (k, v) = match p.split_once('=') {
-            Some((k, v)) => (trim_lws(k), trim_lws(v)),
+    // Byte scans: these lists are short, and `split` would set up a searcher per call.
+    let bytes = params.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = bytes[start..].iter().position(|&b| b == b';').map_or(bytes.len(), |i| start + i);
+        let p = &params[start..end];
+        let (k, v) = match p.as_bytes().iter().position(|&b| b == b'=') {
+            Some(eq) => (trim_lws(&p[..eq]), trim_lws(&p[eq + 1..])),
             None => (trim_lws(p), ""),
         };
-        k.eq_ignore_ascii_case(name).then_some(v.trim_matches('"'))
-    })
+        if k.eq_ignore_ascii_case(name) {
+            return Some(v.trim_matches('"'));
+        }
+        start = end + 1;
+    }
+    None
 }
 
 /// `CSeq: 314159 INVITE`

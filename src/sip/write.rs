@@ -2,23 +2,63 @@
 
 use super::header::Name;
 use super::parse::Message;
-use std::fmt::Display;
-use std::io::Write;
 
+/// Builds one message by appending bytes: no formatting machinery on the datagram path.
 pub struct Writer {
     buf: Vec<u8>,
+}
+
+/// A header value: written as its parts, one after another.
+pub trait Value {
+    fn write_to(&self, buf: &mut Vec<u8>);
+}
+
+impl Value for str {
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl Value for String {
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl Value for u32 {
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
+    }
+}
+
+impl<T: Value + ?Sized> Value for &T {
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        (**self).write_to(buf);
+    }
+}
+
+impl<const N: usize> Value for [&dyn Value; N] {
+    fn write_to(&self, buf: &mut Vec<u8>) {
+        self.iter().for_each(|part| part.write_to(buf));
+    }
 }
 
 impl Writer {
     pub fn request(method: &str, uri: &str) -> Writer {
         let mut buf = Vec::with_capacity(768);
-        let _ = write!(buf, "{method} {uri} SIP/2.0\r\n");
+        for part in [method, " ", uri, " SIP/2.0\r\n"] {
+            buf.extend_from_slice(part.as_bytes());
+        }
         Writer { buf }
     }
 
     pub fn response(code: u16, reason: &str) -> Writer {
         let mut buf = Vec::with_capacity(512);
-        let _ = write!(buf, "SIP/2.0 {code} {reason}\r\n");
+        buf.extend_from_slice(b"SIP/2.0 ");
+        buf.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(reason.as_bytes());
+        buf.extend_from_slice(b"\r\n");
         Writer { buf }
     }
 
@@ -32,7 +72,7 @@ impl Writer {
                 Name::To => {
                     let has_tag = super::header::NameAddr::parse(h.value).and_then(|n| n.tag()).is_some();
                     match to_tag {
-                        Some(tag) if !has_tag => w.header("To", format_args!("{};tag={tag}", h.value)),
+                        Some(tag) if !has_tag => w.header("To", [&h.value as &dyn Value, &";tag=", &tag]),
                         _ => w.header("To", h.value),
                     }
                 }
@@ -42,8 +82,11 @@ impl Writer {
         w
     }
 
-    pub fn header(&mut self, name: &str, value: impl Display) -> &mut Writer {
-        let _ = write!(self.buf, "{name}: {value}\r\n");
+    pub fn header(&mut self, name: &str, value: impl Value) -> &mut Writer {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        value.write_to(&mut self.buf);
+        self.buf.extend_from_slice(b"\r\n");
         self
     }
 
@@ -51,7 +94,9 @@ impl Writer {
     pub fn finish(mut self, body: Option<(&str, &[u8])>) -> Vec<u8> {
         match body {
             Some((content_type, body)) => {
-                let _ = write!(self.buf, "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+                self.header("Content-Type", content_type);
+                self.header("Content-Length", u32::try_from(body.len()).unwrap_or(u32::MAX));
+                self.buf.extend_from_slice(b"\r\n");
                 self.buf.extend_from_slice(body);
             }
             None => self.buf.extend_from_slice(b"Content-Length: 0\r\n\r\n"),

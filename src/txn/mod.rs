@@ -1,5 +1,7 @@
 //! RFC 3261 §17 transaction timing over UDP, sans-IO: each schedule is advanced with `now`.
 
+use crate::sip::parse::Message;
+use crate::sip::write::{reason, Writer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -90,10 +92,40 @@ impl ClientTxn {
 /// answer again without reaching the application.
 #[derive(Clone, Debug)]
 pub struct Answered {
-    pub branch: String,
-    pub method: String,
-    pub bytes: Vec<u8>,
+    /// The request's branch and method (`Ids::txn`): a retransmission carries both again.
+    pub id: u64,
+    pub again: Again,
     pub until: Instant,
+}
+
+/// How an answer is sent again. Most are rebuilt from the retransmitted request itself,
+/// which carries the same Via, From, To, Call-ID and CSeq, so only the status is kept.
+#[derive(Clone, Debug)]
+pub enum Again {
+    Reply {
+        code: u16,
+        /// Whether the To gets our tag (not in the answer to a CANCEL, RFC 3261 §9.2).
+        our_tag: bool,
+        extra: &'static [(&'static str, &'static str)],
+    },
+    /// An answer with a body (a session refresh), kept as sent.
+    Bytes(Box<[u8]>),
+}
+
+impl Again {
+    /// The answer to `req`, whose To gets `local_tag` where it has none.
+    pub fn bytes(&self, req: &Message<'_>, local_tag: &str) -> Vec<u8> {
+        match self {
+            Again::Reply { code, our_tag, extra } => {
+                let mut w = Writer::response_to(req, *code, reason(*code), our_tag.then_some(local_tag));
+                for (name, value) in *extra {
+                    w.header(name, value);
+                }
+                w.finish(None)
+            }
+            Again::Bytes(bytes) => bytes.to_vec(),
+        }
+    }
 }
 
 #[cfg(test)]

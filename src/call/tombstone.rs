@@ -1,0 +1,88 @@
+//! What is left of a call once it has ended and only has to answer retransmissions
+//! (Timer J for the requests it answered, Timer K for its own requests): the dialog's
+//! identifiers and how each answer is sent again, a few hundred bytes instead of the call.
+
+use super::{Call, Phase};
+use crate::engine::{Ctx, Output, Transmit};
+use crate::sip::parse::{Core, Message};
+use crate::txn::{Again, Answered};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub struct Tombstone {
+    pub call_id: Box<str>,
+    local_tag: Box<str>,
+    /// The listening address the call arrived on: answers go out from it.
+    local: SocketAddr,
+    /// The INVITE's branch (`Ids::txn` of it alone): its retransmissions are absorbed and a
+    /// late CANCEL of it still gets its 200.
+    invite: u64,
+    answered: Box<[Answered]>,
+    until: Instant,
+}
+
+impl Call {
+    /// The call's tombstone, once it has ended and nothing but retransmissions can reach
+    /// it: no request of ours awaits an answer, no INVITE answer is being retransmitted or
+    /// kept, and the refer subscription (if any) is over. What it needs is moved out of
+    /// the call, which is then dropped.
+    pub fn bury(&mut self, ids: &crate::tokens::Ids) -> Option<Tombstone> {
+        let settled = self.phase == Phase::Ended
+            && self.invite_retx.is_none()
+            && self.invite_response.is_none()
+            && self.client.iter().all(|(t, _)| t.absorb_until.is_some())
+            && self.sub.is_none_or(|s| s.terminated);
+        let linger = self.linger_until.filter(|_| settled)?;
+        let until = self
+            .client
+            .iter()
+            .filter_map(|(t, _)| t.absorb_until)
+            .chain(self.answered.iter().map(|a| a.until))
+            .fold(linger, Instant::max);
+        Some(Tombstone {
+            invite: ids.txn(&self.invite_branch, ""),
+            call_id: std::mem::take(&mut self.dialog.call_id).into(),
+            local_tag: std::mem::take(&mut self.dialog.local_tag).into(),
+            local: self.dialog.local,
+            answered: std::mem::take(&mut self.answered).into(),
+            until,
+        })
+    }
+}
+
+impl Tombstone {
+    pub fn deadline(&self) -> Instant {
+        self.until
+    }
+
+    /// Answers a request in the ended dialog as the call would have: the same answer to a
+    /// retransmission, 200 to a CANCEL of the INVITE, 482 to a new INVITE reusing the
+    /// Call-ID, 481 to anything else, and nothing to an ACK.
+    pub fn on_request(&self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+        let method = core.cseq.method;
+        if msg.method() == Some("ACK") {
+            return;
+        }
+        let branch = core.via.branch().unwrap_or_default();
+        let id = ctx.ids.txn(branch, method);
+        let of_invite = || ctx.ids.txn(branch, "") == self.invite;
+        let again = match self.answered.iter().find(|a| a.id == id) {
+            Some(done) => done.again.clone(),
+            None if method == "CANCEL" && of_invite() => Again::Reply { code: 200, our_tag: false, extra: &[] },
+            None if method == "INVITE" && core.to.tag().is_none() => {
+                if of_invite() {
+                    return; // answered and acknowledged long ago
+                }
+                Again::Reply { code: 482, our_tag: true, extra: &[] }
+            }
+            None => Again::Reply { code: 481, our_tag: true, extra: &[] },
+        };
+        let bytes = again.bytes(msg, &self.local_tag);
+        ctx.out.push_back(Output::Transmit(Transmit { local: self.local, dst: src, bytes }));
+    }
+
+    /// Answers kept for retransmissions.
+    pub fn transactions(&self) -> usize {
+        self.answered.len()
+    }
+}
