@@ -23,8 +23,13 @@ pub struct Dialog {
     pub peer: SocketAddr,
     /// The listening address the call arrived on.
     pub local: SocketAddr,
-    /// `host:port` written in our Contact and Via.
+    /// `host:port` written in our Via.
     pub advertised: String,
+    /// Our Contact: `<sip:baton@advertised>`.
+    pub contact: String,
+    /// Where in-dialog requests go (see `next_hop`); the route set and target are fixed
+    /// for the dialog's life, so this is worked out once.
+    pub next_hop: SocketAddr,
 }
 
 /// Why an INVITE cannot start a dialog (answered 400 with this reason).
@@ -42,33 +47,24 @@ impl Dialog {
     ) -> Result<Dialog, &'static str> {
         let remote_tag = core.from.tag().ok_or(NO_FROM_TAG)?;
         let contact = msg.all(Name::Contact).next().and_then(NameAddr::parse).ok_or(NO_CONTACT)?;
+        let route_set: Vec<String> = msg.all(Name::RecordRoute).map(str::to_string).collect();
+        let remote_target = contact.uri.to_string();
+        let next_hop = next_hop(&route_set, &remote_target, peer);
         Ok(Dialog {
+            contact: format!("<sip:baton@{advertised}>"),
+            next_hop,
             call_id: core.call_id.to_string(),
             remote_tag: remote_tag.to_string(),
             local_party: format!("{};tag={local_tag}", msg.get(Name::To).unwrap_or_default()),
             local_tag,
             remote_party: msg.get(Name::From).unwrap_or_default().to_string(),
-            remote_target: contact.uri.to_string(),
-            route_set: msg.all(Name::RecordRoute).map(str::to_string).collect(),
+            remote_target,
+            route_set,
             local_cseq: 0,
             peer,
             local,
             advertised,
         })
-    }
-
-    pub fn contact(&self) -> String {
-        format!("<sip:baton@{}>", self.advertised)
-    }
-
-    /// Where in-dialog requests go: the first route, else the remote target, when either
-    /// is an IP literal; otherwise the address the INVITE came from.
-    pub fn next_hop(&self) -> SocketAddr {
-        let first = match self.route_set.first() {
-            Some(route) => NameAddr::parse(route).map(|n| n.uri),
-            None => Some(self.remote_target.as_str()),
-        };
-        first.and_then(Uri::parse).and_then(|u| u.socket_addr()).unwrap_or(self.peer)
     }
 
     /// Starts an in-dialog request: next CSeq, Route set, our Via, From, To, Contact.
@@ -85,7 +81,7 @@ impl Dialog {
             .header("To", &self.remote_party)
             .header("Call-ID", &self.call_id)
             .header("CSeq", [&self.local_cseq as &dyn Value, &" ", &method])
-            .header("Contact", self.contact());
+            .header("Contact", &self.contact);
         (w, self.local_cseq)
     }
 
@@ -93,4 +89,14 @@ impl Dialog {
     pub fn remote_host(&self) -> String {
         Uri::parse(&self.remote_target).map(|u| u.host_port()).unwrap_or_else(|| self.peer.to_string())
     }
+}
+
+/// Where in-dialog requests go: the first route, else the remote target, when either is an
+/// IP literal; otherwise the address the INVITE came from.
+fn next_hop(route_set: &[String], remote_target: &str, peer: SocketAddr) -> SocketAddr {
+    let first = match route_set.first() {
+        Some(route) => NameAddr::parse(route).map(|n| n.uri),
+        None => Some(remote_target),
+    };
+    first.and_then(Uri::parse).and_then(|u| u.socket_addr()).unwrap_or(peer)
 }

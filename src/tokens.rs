@@ -32,11 +32,23 @@ impl Ids {
 
     pub fn branch(&mut self, call: u64) -> String {
         self.seq += 1;
-        format!("{BRANCH_PREFIX}{:x}-{call:x}-{:x}", self.shard, self.seq)
+        let mut b = String::with_capacity(BRANCH_PREFIX.len() + 40);
+        b.push_str(BRANCH_PREFIX);
+        push_hex(&mut b, u64::from(self.shard), 1);
+        b.push('-');
+        push_hex(&mut b, call, 1);
+        b.push('-');
+        push_hex(&mut b, self.seq, 1);
+        b
     }
 
     pub fn tag(&mut self) -> String {
-        format!("{TAG_PREFIX}{:x}-{:012x}", self.shard, self.rng.u64(..) >> 16)
+        let mut t = String::with_capacity(TAG_PREFIX.len() + 18);
+        t.push_str(TAG_PREFIX);
+        push_hex(&mut t, u64::from(self.shard), 1);
+        t.push('-');
+        push_hex(&mut t, self.rng.u64(..) >> 16, 12);
+        t
     }
 
     pub fn call_sid(&mut self) -> String {
@@ -45,6 +57,15 @@ impl Ids {
 
     pub fn trace_id(&mut self) -> String {
         format!("{:032x}", self.rng.u128(..))
+    }
+}
+
+/// Appends `n` in lowercase hex, zero-padded to at least `width` digits (what `{:0width$x}`
+/// writes, without the formatting machinery: a branch is minted for every request).
+fn push_hex(out: &mut String, n: u64, width: usize) {
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(width).min(16);
+    for i in (0..digits).rev() {
+        out.push(char::from(b"0123456789abcdef"[((n >> (4 * i)) & 0xf) as usize]));
     }
 }
 
@@ -81,5 +102,11 @@ mod tests {
         assert_eq!(tag_shard("as5f2c1"), None);
         assert_eq!(tag_shard("btz-1"), None);
         assert_eq!(tag_shard("bt3-"), None);
+        let mut hex = String::new();
+        for (n, width) in [(0, 1), (0x2a, 1), (0xabc, 12), (u64::MAX, 1), (1 << 60, 12)] {
+            hex.clear();
+            push_hex(&mut hex, n, width);
+            assert_eq!(hex, format!("{n:0width$x}"));
+        }
     }
 }

@@ -276,6 +276,23 @@ fn an_ended_transfer_is_buried_and_still_answers_its_retransmissions() {
     assert_eq!(h.engine.poll_timeout(), None);
 }
 
+#[test]
+fn no_100_trying_when_the_application_answers_at_once() {
+    // RFC 3261 §17.2.1: a 100 is owed only when the answer may take longer than 200 ms.
+    let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}]));
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "at-once", ""));
+    let codes: Vec<_> = h.take().iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(codes, vec![200]);
+
+    // A redirect waits for its actionHook before anything answers the INVITE; this one
+    // returns no verbs, so the refer after it answers.
+    let mut h =
+        Harness::new(json!([{"verb": "redirect", "actionHook": "/next"}, {"verb": "sip:refer", "referTo": "a"}]));
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "later", ""));
+    let codes: Vec<_> = h.take().iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(codes, vec![100, 200], "a 100 while the hook is awaited");
+}
+
 /// Cheap, deterministic robustness check on top of cargo-fuzz: mangled copies of real
 /// messages, fed in any order, never panic and never leave a call without a deadline.
 #[test]

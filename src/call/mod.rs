@@ -165,7 +165,8 @@ pub struct Call {
 }
 
 impl Call {
-    /// Creates the call for a dialog-creating INVITE and answers `100 Trying`.
+    /// Creates the call for a dialog-creating INVITE: `100 Trying` unless its application
+    /// answers it at once.
     pub fn accept(
         ctx: &mut Ctx<'_>,
         key: u64,
@@ -204,14 +205,18 @@ impl Call {
             answered: Vec::new(),
             linger_until: None,
         };
-        call.respond_invite(ctx, 100, "Trying", &[], None);
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
             (Some(app), _) => {
                 call.install(ctx, app.clone());
                 call.advance(ctx);
+                // RFC 3261 §17.2.1: no 100 when the application answered at once.
+                if call.sip_status == 100 {
+                    call.respond_invite(ctx, 100, "Trying", &[], None);
+                }
             }
             (None, Some(hook)) => {
+                call.respond_invite(ctx, 100, "Trying", &[], None);
                 let body = payload::call_hook(&call, msg, ctx.cfg);
                 let hook = hook.clone();
                 let token = call.hook(ctx, &hook, Payload::Event(body), Some(Expect::Application));
@@ -306,7 +311,7 @@ impl Call {
         let tag = (code > 100).then_some(self.dialog.local_tag.as_str());
         let mut w = Writer::response_to(&invite, code, reason, tag);
         if (200..300).contains(&code) {
-            w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
+            w.header("Contact", &self.dialog.contact).header("Allow", ALLOW).header("Supported", "norefersub");
         }
         for (name, value) in extra {
             w.header(name, value);
@@ -334,7 +339,7 @@ impl Call {
             w.header(name, value);
         }
         let bytes = w.finish(body);
-        let dst = self.dialog.next_hop();
+        let dst = self.dialog.next_hop;
         self.transmit(ctx, dst, bytes.clone());
         let txn = ClientTxn {
             branch: branch.clone(),
@@ -630,7 +635,7 @@ impl Call {
                 // Session refresh or re-offer: answer with the SDP we already gave.
                 let sdp = self.our_sdp.clone().unwrap_or_default();
                 let mut w = Writer::response_to(msg, 200, "OK", Some(&self.dialog.local_tag));
-                w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
+                w.header("Contact", &self.dialog.contact).header("Allow", ALLOW);
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
                 let bytes = w.finish(body);

@@ -157,6 +157,18 @@ pub fn is_token_byte(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 
+/// Where ASCII byte `b` first occurs in `s` (a plain scan: these strings are short, and a
+/// `char` pattern would set up a searcher each time).
+pub fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.as_bytes().iter().position(|&c| c == b)
+}
+
+/// `s` split around the first ASCII byte `b`.
+pub fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
+    // `b` is ASCII, so both sides of it are char boundaries.
+    find_byte(s, b).map(|i| (&s[..i], &s[i + 1..]))
+}
+
 /// Trims SIP linear white space, including the CRLF of a folded line.
 pub fn trim_lws(s: &str) -> &str {
     let lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
@@ -214,13 +226,12 @@ fn scan_unquoted(s: &str, stop: impl Fn(u8, bool) -> bool) -> Option<usize> {
 /// Looks up `name` in a `;a=b;c` parameter list (case-insensitive names). A parameter
 /// without a value yields `Some("")`.
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    // Byte scans: these lists are short, and `split` would set up a searcher per call.
     let bytes = params.as_bytes();
     let mut start = 0;
     while start <= bytes.len() {
-        let end = bytes[start..].iter().position(|&b| b == b';').map_or(bytes.len(), |i| start + i);
+        let end = find_byte(&params[start..], b';').map_or(bytes.len(), |i| start + i);
         let p = &params[start..end];
-        let (k, v) = match p.as_bytes().iter().position(|&b| b == b'=') {
+        let (k, v) = match find_byte(p, b'=') {
             Some(eq) => (trim_lws(&p[..eq]), trim_lws(&p[eq + 1..])),
             None => (trim_lws(p), ""),
         };
@@ -261,7 +272,7 @@ impl<'a> NameAddr<'a> {
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
         let v = trim_lws(value);
         if let Some(lt) = scan_unquoted(v, |b, _| b == b'<') {
-            let close = lt + v[lt..].find('>')?;
+            let close = lt + find_byte(&v[lt..], b'>')?;
             let display = trim_lws(&v[..lt]);
             let display = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(display);
             let display = (!display.is_empty()).then_some(display);
@@ -273,11 +284,15 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         // Without angle brackets, parameters belong to the header, not the URI (RFC 3261 §20).
-        let (uri, params) = match v.find(';') {
+        let (uri, params) = match find_byte(v, b';') {
             Some(i) => (trim_lws(&v[..i]), &v[i..]),
             None => (v, ""),
         };
-        (!uri.is_empty() && !uri.contains(char::is_whitespace)).then_some(NameAddr { display: None, uri, params })
+        (!uri.is_empty() && !uri.bytes().any(|b| b.is_ascii_whitespace())).then_some(NameAddr {
+            display: None,
+            uri,
+            params,
+        })
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -296,16 +311,16 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     pub fn parse(element: &'a str) -> Option<Via<'a>> {
         let v = trim_lws(element);
-        let (proto, rest) = v.split_once('/')?;
-        let (version, rest) = rest.split_once('/')?;
+        let (proto, rest) = cut(v, b'/')?;
+        let (version, rest) = cut(rest, b'/')?;
         if !trim_lws(proto).eq_ignore_ascii_case("SIP") || trim_lws(version) != "2.0" {
             return None;
         }
         let rest = trim_lws(rest);
-        let split = rest.find(|c: char| c.is_ascii_whitespace())?;
+        let split = rest.bytes().position(|b| b.is_ascii_whitespace())?;
         let transport = &rest[..split];
         let rest = trim_lws(&rest[split..]);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_byte(rest, b';') {
             Some(i) => (trim_lws(&rest[..i]), &rest[i..]),
             None => (rest, ""),
         };
@@ -320,6 +335,19 @@ impl<'a> Via<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_by_name() {
+        let p = ";Branch=z9hG4bK1 ; rport;received = 10.0.0.1;;tag=\"q\";lr";
+        assert_eq!(param(p, "branch"), Some("z9hG4bK1"));
+        assert_eq!(param(p, "RPORT"), Some(""));
+        assert_eq!(param(p, "received"), Some("10.0.0.1"));
+        assert_eq!(param(p, "tag"), Some("q"));
+        assert_eq!(param(p, "lr"), Some(""));
+        assert_eq!(param(p, "maddr"), None);
+        assert_eq!(param("", "tag"), None);
+        assert_eq!(param("tag", "tag"), Some(""), "a lone name");
+    }
 
     #[test]
     fn compact_and_long_names() {

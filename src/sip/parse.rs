@@ -1,7 +1,7 @@
 //! Zero-copy SIP parser: a [`Message`] borrows every slice from the datagram.
 //! Folded header lines (RFC 3261 §7.3.1) stay in place; typed views trim the CRLF.
 
-use super::header::{is_token, is_token_byte, split_list, trim_lws, CSeq, Name, NameAddr, Via};
+use super::header::{cut, find_byte, is_token, is_token_byte, split_list, trim_lws, CSeq, Name, NameAddr, Via};
 use smallvec::SmallVec;
 use std::fmt;
 
@@ -157,11 +157,11 @@ fn push_header<'a>(
 
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
-        let (version, rest) = rest.split_once(' ').ok_or(ParseError::BadStartLine)?;
+        let (version, rest) = cut(rest, b' ').ok_or(ParseError::BadStartLine)?;
         if version != "2.0" {
             return Err(ParseError::BadVersion);
         }
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (code, reason) = cut(rest, b' ').unwrap_or((rest, ""));
         // Exactly three digits (no sign, padding or more digits), 100 to 699.
         let code = match code.as_bytes() {
             &[a @ b'1'..=b'6', b, c] if b.is_ascii_digit() && c.is_ascii_digit() => {
@@ -171,15 +171,16 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
         };
         return Ok((StartLine::Response { code, reason }, "SIP/2.0"));
     }
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some((method, (uri, version))) = cut(line, b' ').and_then(|(m, rest)| Some((m, cut(rest, b' ')?))) else {
         return Err(ParseError::BadStartLine);
     };
+    if find_byte(version, b' ').is_some() {
+        return Err(ParseError::BadStartLine);
+    }
     if !is_token(method) || !is_request_uri(uri) {
         return Err(ParseError::BadStartLine);
     }
-    let numbers = version.strip_prefix("SIP/").and_then(|v| v.split_once('.'));
+    let numbers = version.strip_prefix("SIP/").and_then(|v| cut(v, b'.'));
     let well_formed = numbers.is_some_and(|(major, minor)| {
         [major, minor].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     });
@@ -192,7 +193,7 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
 /// An absolute URI (`scheme:...`); a SIP or SIPS one without a headers part, which RFC 3261
 /// §19.1.1 does not allow in a Request-URI.
 fn is_request_uri(uri: &str) -> bool {
-    let Some((scheme, rest)) = uri.split_once(':') else { return false };
+    let Some((scheme, rest)) = cut(uri, b':') else { return false };
     let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
     let sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
