@@ -8,7 +8,7 @@ mod socket;
 mod uring;
 mod wake;
 
-pub use socket::{bind, bind_udp};
+pub use socket::bind;
 pub use wake::Waker;
 
 use std::net::SocketAddr;

@@ -18,8 +18,3 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Socket> {
     socket.bind(&addr.into())?;
     Ok(socket)
 }
-
-/// [`bind`] as a mio socket, for the load generator.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<mio::net::UdpSocket> {
-    Ok(mio::net::UdpSocket::from_std(bind(addr)?.into()))
-}

@@ -5,14 +5,14 @@
 pub mod carrier;
 pub mod sink;
 
+use crate::io::{Datagram, IoMode, Waker};
 use crate::sip::parse::parse;
+use crate::timer::Wheel;
 use carrier::{LoadCall, Stage};
 use hdrhistogram::Histogram;
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -95,8 +95,6 @@ impl std::fmt::Display for Report {
     }
 }
 
-const SOCKET: Token = Token(0);
-
 /// Runs the load (over `cfg.shards` threads), with the hook sink if asked for.
 pub fn run(cfg: &LoadConfig) -> std::io::Result<Report> {
     let sink = cfg.hook_sink.map(sink::start).transpose()?;
@@ -159,20 +157,47 @@ fn merge(reports: Vec<Report>) -> std::io::Result<Report> {
     Ok(total)
 }
 
+/// Calls counted as they end.
+#[derive(Default)]
+struct Tally {
+    completed: u64,
+    refused: u64,
+    failures: HashMap<&'static str, u64>,
+}
+
+/// After a call moved: counts and forgets it if it ended, else arms its next retransmission.
+fn settle(n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut Wheel<u64>, tally: &mut Tally) {
+    let Some(call) = calls.get(&n) else { return };
+    match call.stage {
+        Stage::Done => tally.completed += 1,
+        Stage::Refused => tally.refused += 1,
+        Stage::Failed(why) => *tally.failures.entry(why).or_insert(0) += 1,
+        _ => {
+            if let Some(at) = call.deadline() {
+                timers.insert(at, n);
+            }
+            return;
+        }
+    }
+    calls.remove(&n);
+}
+
+/// One generator thread: its own socket on baton's portable backend (epoll with batched
+/// receives and sends, the same carrier whichever backend baton runs), calls keyed by
+/// their number, retransmissions on a timer wheel: nothing walks every call in flight.
 fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
-    let mut socket = crate::io::bind_udp(cfg.bind)?;
-    let me = socket.local_addr()?;
-    let mut poll = Poll::new()?;
-    poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
+    let socket = crate::io::bind(cfg.bind)?;
+    let me = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
+    let (mut io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?))?;
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
-    let run_id = fastrand::u32(..);
+    let prefix = format!("load-{:x}-", fastrand::u32(..));
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?;
-    let mut calls: HashMap<String, LoadCall> = HashMap::new();
-    let (mut started, mut completed, mut refused, mut retransmissions) = (0u64, 0u64, 0u64, 0u64);
-    let mut failures: HashMap<&'static str, u64> = HashMap::new();
-    let mut events = Events::with_capacity(256);
-    let mut buf = vec![0u8; 65_536];
+    let mut calls: HashMap<u64, LoadCall> = HashMap::new();
+    let mut timers: Wheel<u64> = Wheel::default();
+    let (mut due, mut out) = (Vec::new(), Vec::new());
+    let mut tally = Tally::default();
+    let (mut started, mut retransmissions) = (0u64, 0u64);
     let begin = Instant::now();
     let mut last_progress = begin;
     let mut end_by: Option<Instant> = None;
@@ -185,66 +210,64 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
             if intended > now {
                 break;
             }
-            let call_id = format!("load-{run_id:x}-{started}");
-            let (call, invite) = LoadCall::start(call_id.clone(), me, cfg.target, intended, now);
-            send(&socket, &invite, cfg.target);
-            calls.insert(call_id, call);
+            let (call, invite) = LoadCall::start(format!("{prefix}{started}"), me, cfg.target, intended, now);
+            io.send(me, cfg.target, invite);
+            calls.insert(started, call);
+            settle(started, &mut calls, &mut timers, &mut tally);
             started += 1;
         }
         if started == total && end_by.is_none() {
             end_by = Some(now + cfg.drain);
         }
-        // Datagrams from baton.
-        loop {
-            match socket.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    let Ok(msg) = parse(&buf[..n]) else { continue };
-                    let Ok(core) = msg.core() else { continue };
-                    let Some(call) = calls.get_mut(core.call_id) else { continue };
-                    let fx = call.on_message(&msg, Instant::now());
-                    for bytes in &fx.send {
-                        send(&socket, bytes, cfg.target);
-                    }
-                    for l in fx.latencies {
-                        let _ = latency.record(l.as_micros().max(1) as u64);
-                    }
-                    retransmissions += u64::from(fx.retransmissions);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        // Our retransmissions, and calls that are over.
-        let now = Instant::now();
-        calls.retain(|_, call| {
+        // Our retransmissions (a wheel entry may be stale: the call's own deadline decides).
+        timers.expire(now, &mut due);
+        for (_, n) in due.drain(..) {
+            let Some(call) = calls.get_mut(&n).filter(|c| c.deadline().is_some_and(|d| d <= now)) else { continue };
             if let Some(bytes) = call.on_timeout(now) {
-                send(&socket, &bytes, cfg.target);
+                io.send(me, cfg.target, bytes);
             }
-            match call.stage {
-                Stage::Done => completed += 1,
-                Stage::Refused => refused += 1,
-                Stage::Failed(why) => *failures.entry(why).or_insert(0) += 1,
-                _ => return true,
-            }
-            false
-        });
+            settle(n, &mut calls, &mut timers, &mut tally);
+        }
         if cfg.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
             last_progress = now;
-            let failed: u64 = failures.values().sum();
-            eprint!("\r{:>5.1}s  started {started}  completed {completed}  refused {refused}  failed {failed}  in flight {}   ",
-                    now.duration_since(begin).as_secs_f64(), calls.len());
+            let failed: u64 = tally.failures.values().sum();
+            eprint!(
+                "\r{:>5.1}s  started {started}  completed {}  refused {}  failed {failed}  in flight {}   ",
+                now.duration_since(begin).as_secs_f64(),
+                tally.completed,
+                tally.refused,
+                calls.len()
+            );
         }
-        let done = started == total && (calls.is_empty() || end_by.is_some_and(|t| now >= t));
-        if done {
+        if started == total && (calls.is_empty() || end_by.is_some_and(|t| now >= t)) {
             break;
         }
         let next_start = (started < total).then(|| begin + gap.mul_f64(started as f64));
-        let next_retx = calls.values().filter_map(LoadCall::deadline).min();
-        let wake = next_start.into_iter().chain(next_retx).chain(end_by).min();
-        let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)));
-        poll.poll(&mut events, timeout.or(Some(Duration::from_millis(200))))?;
+        let wake = next_start.into_iter().chain(timers.next_deadline()).chain(end_by).min();
+        let timeout = wake.map_or(Duration::from_millis(200), |t| {
+            t.saturating_duration_since(Instant::now()).min(Duration::from_millis(200))
+        });
+        // Datagrams from baton; what they cause goes out with the next turn's batch.
+        io.turn(Some(timeout), &mut |d: Datagram<'_>| {
+            let Ok(msg) = parse(d.data) else { return };
+            let Some(n) = msg.core().ok().and_then(|c| c.call_id.strip_prefix(prefix.as_str())?.parse().ok()) else {
+                return;
+            };
+            let Some(call) = calls.get_mut(&n) else { return };
+            let fx = call.on_message(&msg, Instant::now());
+            out.extend(fx.send);
+            for l in fx.latencies {
+                let _ = latency.record(l.as_micros().max(1) as u64);
+            }
+            retransmissions += u64::from(fx.retransmissions);
+            settle(n, &mut calls, &mut timers, &mut tally);
+        })?;
+        for bytes in out.drain(..) {
+            io.send(me, cfg.target, bytes);
+        }
     }
+    io.flush();
+    let Tally { completed, refused, mut failures } = tally;
     if cfg.progress {
         eprintln!();
     }
@@ -270,9 +293,4 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
         elapsed: begin.elapsed(),
         hooks: None,
     })
-}
-
-fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
-    // A lost datagram is retransmitted like any other.
-    let _ = socket.send_to(bytes, to);
 }
