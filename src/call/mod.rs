@@ -13,6 +13,7 @@ use crate::engine::{Ctx, Output, Transmit};
 use crate::hooks::job::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
+use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{reason, Writer};
 use crate::sip::{digest, sdp, sipfrag};
 use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
@@ -398,7 +399,7 @@ impl Call {
         let session = u64::from(ctx.ids.rng.u32(..));
         let sdp = parse(&self.invite)
             .ok()
-            .filter(|m| m.get(Name::ContentType).is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp")))
+            .filter(|m| m.get(Name::ContentType).is_some_and(|c| starts_with_ci(c, "application/sdp")))
             .and_then(|m| sdp::answer(m.body, ip, session, ctx.cfg.sdp_direction))
             .unwrap_or_else(|| sdp::offer(ip, session, ctx.cfg.sdp_direction));
         self.respond_invite(ctx, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes())));
@@ -689,9 +690,7 @@ impl Call {
             Some(sub) if !sub.terminated && id.is_none_or(|id| id == Ok(sub.id)) => sub,
             _ => return self.reply(ctx, msg, core, src, 481, &[]),
         };
-        let terminated = msg
-            .get(Name::SubscriptionState)
-            .is_some_and(|s| s.trim_start().to_ascii_lowercase().starts_with("terminated"));
+        let terminated = msg.get(Name::SubscriptionState).is_some_and(|s| starts_with_ci(s.trim_start(), "terminated"));
         self.reply(ctx, msg, core, src, 200, &[]);
         if terminated {
             self.sub = Some(Subscription { terminated: true, ..sub });

@@ -185,7 +185,9 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let s = rest?;
-        let item = match scan_unquoted(s, |b, in_angle| b == b',' && !in_angle) {
+        // Most values hold one element and no quotes or brackets: one vector scan says so.
+        let plain = memchr::memchr3(b',', b'"', b'<', s.as_bytes()).is_none();
+        let item = match if plain { None } else { scan_unquoted(s, |b, in_angle| b == b',' && !in_angle) } {
             Some(i) => {
                 rest = Some(&s[i + 1..]);
                 &s[..i]
@@ -271,7 +273,12 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
         let v = trim_lws(value);
-        if let Some(lt) = scan_unquoted(v, |b, _| b == b'<') {
+        // Without a quote before it, the first `<` is the one (a vector scan finds both).
+        let lt = match memchr::memchr2(b'<', b'"', v.as_bytes()) {
+            Some(i) if v.as_bytes()[i] == b'"' => scan_unquoted(v, |b, _| b == b'<'),
+            found => found,
+        };
+        if let Some(lt) = lt {
             let close = lt + find_byte(&v[lt..], b'>')?;
             let display = trim_lws(&v[..lt]);
             let display = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(display);
