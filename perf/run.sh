@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # baton's performance on this machine, in one go (a benchmark, not a test):
-#   1. the SIPp carrier at 1,000 calls/s against baton (one shard, one core), and against
-#      SIPp playing the engine's side (sipp/engine/transfer-engine.xml): CPU µs per transfer
+#   1. the SIPp carrier at 1,000 calls/s against baton (one shard, one core), against SIPp
+#      playing the engine's side (sipp/engine/transfer-engine.xml) and against the stateless
+#      C floor (c/minimal-engine.c): CPU µs per transfer
 #   2. `baton load` at rising rates, baton (one shard) and the generator each pinned to a
-#      core: throughput, failures, latency and CPU µs per transfer, on each I/O backend
+#      core: throughput, failures, latency and CPU µs per transfer, on each I/O backend,
+#      and the C floor the same way (what this machine allows on the day)
 #   3. the same with hooks on: four per transfer, batched, to the generator's hook sink
 #   4. 100,000 calls parked at once (answered, waiting before the REFER): memory per call
 # IO=uring|epoll picks the backend of parts 1, 3 and 4 (default: auto).
@@ -12,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cargo build --quiet --release --manifest-path "$root/Cargo.toml" || exit 2
 bin=$root/target/release/baton
+floor=$(mktemp -d)/minimal-engine
+cc -O2 -o "$floor" "$here/c/minimal-engine.c" || exit 2
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 stop_baton() { # pid
@@ -43,8 +47,13 @@ if command -v sipp >/dev/null; then
   sleep 0.3
   pid=$(pgrep -f "transfer-engine.xml" | head -1)
   carrier 16702; rc=$?
-  ticks=$(cpu_ticks "$pid"); kill "$pid"; rm -rf "$work"
+  ticks=$(cpu_ticks "$pid"); kill "$pid"
   echo "SIPp as the engine: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
+  taskset -c 0 "$floor" 127.0.0.1 16704 & pid=$!
+  sleep 0.3
+  carrier 16704; rc=$?
+  ticks=$(cpu_ticks "$pid"); kill "$pid"; rm -rf "$work"
+  echo "C floor: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
 else
   echo "sipp not installed (apt-get install sip-tester)"
 fi
@@ -53,7 +62,12 @@ load_at() { # label port rate app [baton flags]
   local label=$1 port=$2 rate=$3 app=$4; shift 4
   local sink=()
   [ "$app" = "$here/apps/transfer-hooks.json" ] && sink=(--hook-sink "127.0.0.1:$((port + 1000))")
-  pid=$(start_baton "$port" "$app" "$@")
+  if [ "$label" = "C floor" ]; then
+    taskset -c 0 "$floor" 127.0.0.1 "$port" & pid=$!
+    sleep 0.3
+  else
+    pid=$(start_baton "$port" "$app" "$@")
+  fi
   out=$(taskset -c 1 "$bin" load --target "127.0.0.1:$port" --rate "$rate" --duration 5 "${sink[@]}" 2>/dev/null)
   ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
   completed=$(echo "$out" | head -1 | awk '{print $4}')
@@ -63,7 +77,7 @@ load_at() { # label port rate app [baton flags]
 
 echo "== 2. baton load at rising rates, 5 s each, hooks off"
 port=16710
-for io in epoll uring; do
+for io in epoll uring "C floor"; do
   for rate in 1000 5000 10000 12500 15000 18000; do
     port=$((port + 2))
     IO=$io load_at "$io" "$port" "$rate" "$here/apps/transfer.json"

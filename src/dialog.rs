@@ -9,94 +9,198 @@ use std::net::SocketAddr;
 
 #[derive(Clone, Debug)]
 pub struct Dialog {
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
-    /// Our From in requests: the INVITE's To plus our tag.
-    pub local_party: String,
-    /// Our To in requests: the INVITE's From as written (with its tag).
-    pub remote_party: String,
-    pub remote_target: String,
-    pub route_set: Vec<String>,
+    /// The dialog's strings, held for the call's whole life in one allocation (the
+    /// per-call arena) and read through the accessors below.
+    text: Box<str>,
+    spans: [Span; FIELDS],
+    /// Record-Route values, in order (no allocation when there is none, the usual case).
+    routes: Vec<Span>,
     pub local_cseq: u32,
     /// The address the INVITE came from: where replies go when the target is not an IP.
     pub peer: SocketAddr,
     /// The listening address the call arrived on.
     pub local: SocketAddr,
-    /// `host:port` written in our Via.
-    pub advertised: String,
-    /// Our Contact: `<sip:baton@advertised>`.
-    pub contact: String,
-    /// Where in-dialog requests go (see `next_hop`); the route set and target are fixed
-    /// for the dialog's life, so this is worked out once.
+    /// Where in-dialog requests go: the first route, else the remote target, when either
+    /// is an IP literal; otherwise `peer`. Both are fixed for the dialog's life.
     pub next_hop: SocketAddr,
 }
+
+/// Where one string sits in `Dialog::text`.
+type Span = (u32, u32);
+
+const CALL_ID: usize = 0;
+const LOCAL_TAG: usize = 1;
+const LOCAL_PARTY: usize = 2;
+const REMOTE_PARTY: usize = 3;
+const REMOTE_TARGET: usize = 4;
+const ADVERTISED: usize = 5;
+const CONTACT: usize = 6;
+const FIELDS: usize = 7;
 
 /// Why an INVITE cannot start a dialog (answered 400 with this reason).
 pub const NO_CONTACT: &str = "Missing or Malformed Contact Header";
 pub const NO_FROM_TAG: &str = "Missing From Tag";
 
+/// Appends strings to one buffer and remembers where each went.
+struct Arena(String);
+
+impl Arena {
+    fn push(&mut self, parts: &[&str]) -> Span {
+        let start = self.0.len() as u32;
+        parts.iter().for_each(|p| self.0.push_str(p));
+        (start, self.0.len() as u32)
+    }
+}
+
 impl Dialog {
     pub fn from_invite(
         msg: &Message<'_>,
         core: &Core<'_>,
-        local_tag: String,
+        local_tag: &str,
         peer: SocketAddr,
         local: SocketAddr,
-        advertised: String,
+        advertised: &str,
     ) -> Result<Dialog, &'static str> {
-        let remote_tag = core.from.tag().ok_or(NO_FROM_TAG)?;
+        core.from.tag().ok_or(NO_FROM_TAG)?;
         let contact = msg.all(Name::Contact).next().and_then(NameAddr::parse).ok_or(NO_CONTACT)?;
-        let route_set: Vec<String> = msg.all(Name::RecordRoute).map(str::to_string).collect();
-        let remote_target = contact.uri.to_string();
-        let next_hop = next_hop(&route_set, &remote_target, peer);
-        Ok(Dialog {
-            contact: format!("<sip:baton@{advertised}>"),
-            next_hop,
-            call_id: core.call_id.to_string(),
-            remote_tag: remote_tag.to_string(),
-            local_party: format!("{};tag={local_tag}", msg.get(Name::To).unwrap_or_default()),
-            local_tag,
-            remote_party: msg.get(Name::From).unwrap_or_default().to_string(),
-            remote_target,
-            route_set,
-            local_cseq: 0,
-            peer,
-            local,
-            advertised,
-        })
+        let to = msg.get(Name::To).unwrap_or_default();
+        let from = msg.get(Name::From).unwrap_or_default();
+        let mut arena = Arena(String::with_capacity(
+            core.call_id.len()
+                + 2 * local_tag.len()
+                + to.len()
+                + from.len()
+                + contact.uri.len()
+                + 2 * advertised.len()
+                + 32,
+        ));
+        let mut spans = [(0, 0); FIELDS];
+        spans[CALL_ID] = arena.push(&[core.call_id]);
+        spans[LOCAL_TAG] = arena.push(&[local_tag]);
+        spans[LOCAL_PARTY] = arena.push(&[to, ";tag=", local_tag]);
+        spans[REMOTE_PARTY] = arena.push(&[from]);
+        spans[REMOTE_TARGET] = arena.push(&[contact.uri]);
+        spans[ADVERTISED] = arena.push(&[advertised]);
+        spans[CONTACT] = arena.push(&["<sip:baton@", advertised, ">"]);
+        let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[r])).collect();
+        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, peer, local, next_hop: peer };
+        let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), peer);
+        dialog.next_hop = hop;
+        Ok(dialog)
+    }
+
+    fn span(&self, (start, end): Span) -> &str {
+        self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.span(self.spans[CALL_ID])
+    }
+
+    pub fn local_tag(&self) -> &str {
+        self.span(self.spans[LOCAL_TAG])
+    }
+
+    /// Our From in requests: the INVITE's To plus our tag.
+    pub fn local_party(&self) -> &str {
+        self.span(self.spans[LOCAL_PARTY])
+    }
+
+    /// Our To in requests: the INVITE's From as written (with its tag).
+    pub fn remote_party(&self) -> &str {
+        self.span(self.spans[REMOTE_PARTY])
+    }
+
+    pub fn remote_target(&self) -> &str {
+        self.span(self.spans[REMOTE_TARGET])
+    }
+
+    /// `host:port` written in our Via.
+    pub fn advertised(&self) -> &str {
+        self.span(self.spans[ADVERTISED])
+    }
+
+    /// Our Contact: `<sip:baton@advertised>`.
+    pub fn contact(&self) -> &str {
+        self.span(self.spans[CONTACT])
+    }
+
+    pub fn route_set(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|&r| self.span(r))
     }
 
     /// Starts an in-dialog request: next CSeq, Route set, our Via, From, To, Contact.
     /// Returns the writer (for extra headers) and the CSeq used.
     pub fn request(&mut self, method: &str, branch: &str) -> (Writer, u32) {
         self.local_cseq += 1;
-        let mut w = Writer::request(method, &self.remote_target);
-        w.header("Via", [&"SIP/2.0/UDP " as &dyn Value, &self.advertised, &";branch=", &branch, &";rport"]);
-        for route in &self.route_set {
+        let mut w = Writer::request(method, self.remote_target());
+        w.header("Via", [&"SIP/2.0/UDP " as &dyn Value, &self.advertised(), &";branch=", &branch, &";rport"]);
+        for route in self.route_set() {
             w.header("Route", route);
         }
         w.header("Max-Forwards", "70")
-            .header("From", &self.local_party)
-            .header("To", &self.remote_party)
-            .header("Call-ID", &self.call_id)
+            .header("From", self.local_party())
+            .header("To", self.remote_party())
+            .header("Call-ID", self.call_id())
             .header("CSeq", [&self.local_cseq as &dyn Value, &" ", &method])
-            .header("Contact", &self.contact);
+            .header("Contact", self.contact());
         (w, self.local_cseq)
     }
 
     /// The host (and port) to put after `@` for a bare user in Refer-To/Referred-By.
     pub fn remote_host(&self) -> String {
-        Uri::parse(&self.remote_target).map(|u| u.host_port()).unwrap_or_else(|| self.peer.to_string())
+        Uri::parse(self.remote_target()).map(|u| u.host_port()).unwrap_or_else(|| self.peer.to_string())
     }
 }
 
 /// Where in-dialog requests go: the first route, else the remote target, when either is an
 /// IP literal; otherwise the address the INVITE came from.
-fn next_hop(route_set: &[String], remote_target: &str, peer: SocketAddr) -> SocketAddr {
-    let first = match route_set.first() {
+fn next_hop(first_route: Option<&str>, remote_target: &str, peer: SocketAddr) -> SocketAddr {
+    let first = match first_route {
         Some(route) => NameAddr::parse(route).map(|n| n.uri),
         None => Some(remote_target),
     };
     first.and_then(Uri::parse).and_then(|u| u.socket_addr()).unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::parse::parse;
+
+    #[test]
+    fn in_dialog_requests_follow_the_record_route_and_turn_the_parties_around() {
+        let invite = parse(
+            b"INVITE sip:bot@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n\
+              Record-Route: <sip:10.0.0.7:5070;lr>\r\nRecord-Route: <sip:edge.example;lr>\r\n\
+              From: \"A\" <sip:a@10.0.0.9>;tag=f1\r\nTo: <sip:bot@10.0.0.1>\r\nCall-ID: c-1\r\n\
+              CSeq: 1 INVITE\r\nContact: <sip:a@10.0.0.9:5099>\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let core = invite.core().unwrap();
+        let (peer, local) = ("10.0.0.9:5060".parse().unwrap(), "10.0.0.1:5060".parse().unwrap());
+        let mut d = Dialog::from_invite(&invite, &core, "bt0-1", peer, local, "10.0.0.1:5060").unwrap();
+        assert_eq!(d.next_hop, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
+        let (w, cseq) = d.request("BYE", "z9hG4bK-bt0-1-1");
+        let bye = w.finish(None);
+        let bye = parse(&bye).unwrap();
+        assert_eq!(cseq, 1);
+        assert_eq!(bye.start, crate::sip::parse::StartLine::Request { method: "BYE", uri: "sip:a@10.0.0.9:5099" });
+        let routes: Vec<_> = bye.all(Name::Route).collect();
+        assert_eq!(routes, ["<sip:10.0.0.7:5070;lr>", "<sip:edge.example;lr>"], "RFC 3261 §12.1.1: in order");
+        assert_eq!(bye.get(Name::From), Some("<sip:bot@10.0.0.1>;tag=bt0-1"));
+        assert_eq!(bye.get(Name::To), Some("\"A\" <sip:a@10.0.0.9>;tag=f1"));
+        assert_eq!(bye.get(Name::CallId), Some("c-1"));
+        assert_eq!(bye.get(Name::Contact), Some("<sip:baton@10.0.0.1:5060>"));
+        assert_eq!(bye.core().unwrap().via.branch(), Some("z9hG4bK-bt0-1-1"));
+        // No route, a hostname target: requests go back where the INVITE came from.
+        let bare = parse(
+            b"INVITE sip:bot@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK2\r\n\
+              From: <sip:a@x>;tag=f2\r\nTo: <sip:bot@10.0.0.1>\r\nCall-ID: c-2\r\nCSeq: 1 INVITE\r\n\
+              Contact: <sip:a@pbx.example>\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let d = Dialog::from_invite(&bare, &bare.core().unwrap(), "bt0-2", peer, local, "10.0.0.1:5060").unwrap();
+        assert_eq!((d.next_hop, d.route_set().count()), (peer, 0));
+    }
 }

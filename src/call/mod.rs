@@ -178,7 +178,7 @@ impl Call {
         local: SocketAddr,
     ) -> Result<Call, &'static str> {
         let advertised = ctx.cfg.advertised(local, msg);
-        let dialog = Dialog::from_invite(msg, core, ctx.ids.tag(), src, local, advertised)?;
+        let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), src, local, &advertised)?;
         let mut call = Call {
             key,
             sid: ctx.ids.call_sid().into(),
@@ -294,7 +294,7 @@ impl Call {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.remove(0);
         }
-        let bytes = again.bytes(msg, &self.dialog.local_tag);
+        let bytes = again.bytes(msg, self.dialog.local_tag());
         let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
         self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
         self.transmit(ctx, dst, bytes);
@@ -309,10 +309,10 @@ impl Call {
         body: Option<(&str, &[u8])>,
     ) {
         let Ok(invite) = parse(&self.invite) else { return };
-        let tag = (code > 100).then_some(self.dialog.local_tag.as_str());
+        let tag = (code > 100).then_some(self.dialog.local_tag());
         let mut w = Writer::response_to(&invite, code, reason, tag);
         if (200..300).contains(&code) {
-            w.header("Contact", &self.dialog.contact).header("Allow", ALLOW).header("Supported", "norefersub");
+            w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
         }
         for (name, value) in extra {
             w.header(name, value);
@@ -601,7 +601,7 @@ impl Call {
         if !is_ack {
             let id = ctx.ids.txn(branch, method);
             if let Some(done) = self.answered.iter().find(|a| a.id == id) {
-                let bytes = done.again.bytes(msg, &self.dialog.local_tag);
+                let bytes = done.again.bytes(msg, self.dialog.local_tag());
                 self.transmit(ctx, src, bytes);
                 return;
             }
@@ -618,7 +618,7 @@ impl Call {
             }
             "ACK" => self.on_ack(ctx, core),
             "CANCEL" => self.on_cancel(ctx, msg, core, src),
-            _ if core.to.tag() != Some(self.dialog.local_tag.as_str()) => self.reply(ctx, msg, core, src, 481, &[]),
+            _ if core.to.tag() != Some(self.dialog.local_tag()) => self.reply(ctx, msg, core, src, 481, &[]),
             "NOTIFY" => self.on_notify(ctx, msg, core, src),
             _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
             "BYE" => {
@@ -635,8 +635,8 @@ impl Call {
             "INVITE" | "UPDATE" => {
                 // Session refresh or re-offer: answer with the SDP we already gave.
                 let sdp = self.our_sdp.clone().unwrap_or_default();
-                let mut w = Writer::response_to(msg, 200, "OK", Some(&self.dialog.local_tag));
-                w.header("Contact", &self.dialog.contact).header("Allow", ALLOW);
+                let mut w = Writer::response_to(msg, 200, "OK", Some(self.dialog.local_tag()));
+                w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
                 let bytes = w.finish(body);
@@ -648,7 +648,7 @@ impl Call {
     }
 
     fn on_ack(&mut self, ctx: &mut Ctx<'_>, core: &Core<'_>) {
-        let acks_2xx = core.to.tag() == Some(self.dialog.local_tag.as_str()) && self.phase == Phase::Answering;
+        let acks_2xx = core.to.tag() == Some(self.dialog.local_tag()) && self.phase == Phase::Answering;
         if acks_2xx {
             self.invite_retx = None;
             self.phase = Phase::Confirmed;
@@ -763,7 +763,7 @@ impl Call {
             return false;
         }
         let cnonce = format!("{:016x}", ctx.ids.rng.u64(..));
-        let value = challenge.answer(&creds.username, &creds.password, "REFER", &self.dialog.remote_target, &cnonce);
+        let value = challenge.answer(&creds.username, &creds.password, "REFER", self.dialog.remote_target(), &cnonce);
         let mut headers = headers.clone();
         headers.retain(|(n, _)| {
             !n.eq_ignore_ascii_case("Authorization") && !n.eq_ignore_ascii_case("Proxy-Authorization")
@@ -930,6 +930,6 @@ impl Call {
     }
 
     pub fn dialog_call_id(&self) -> &str {
-        &self.dialog.call_id
+        self.dialog.call_id()
     }
 }

@@ -60,7 +60,7 @@ pub fn call_fields(call: &Call) -> Map<String, Value> {
     m.insert("direction".into(), json!("inbound"));
     m.insert("from".into(), json!(id.from_user));
     m.insert("to".into(), json!(id.to_user));
-    m.insert("call_id".into(), json!(call.dialog.call_id));
+    m.insert("call_id".into(), json!(call.dialog.call_id()));
     m.insert("caller_name".into(), json!(id.caller_name));
     m.insert("sip_status".into(), json!(call.sip_status));
     m.insert("sip_reason".into(), json!(crate::sip::write::reason(call.sip_status)));

@@ -37,7 +37,7 @@ impl Call {
         call.insert("call_id".into(), json!(&*self.sid));
         call.insert("type".into(), json!("sip"));
         call.insert("node_id".into(), json!(ctx.cfg.node_id));
-        call.insert("sip_call_id".into(), json!(self.dialog.call_id));
+        call.insert("sip_call_id".into(), json!(self.dialog.call_id()));
         for key in ["from", "to", "direction", "caller_name"] {
             if let Some(v) = fields.get(key) {
                 call.insert(key.into(), v.clone());

@@ -41,8 +41,8 @@ impl Call {
             .fold(linger, Instant::max);
         Some(Tombstone {
             invite: ids.txn(&self.invite_branch, ""),
-            call_id: std::mem::take(&mut self.dialog.call_id).into(),
-            local_tag: std::mem::take(&mut self.dialog.local_tag).into(),
+            call_id: self.dialog.call_id().into(),
+            local_tag: self.dialog.local_tag().into(),
             local: self.dialog.local,
             answered: std::mem::take(&mut self.answered).into(),
             until,
