@@ -100,7 +100,8 @@ pub struct Transmit {
 pub enum Output {
     Transmit(Transmit),
     Hook(HookJob),
-    /// The call is forgotten: its hook queue can close after what was already queued.
+    /// The call, which sent hooks, is forgotten: its hook queue can close after what was
+    /// already queued. (A call that never sent one has no queue to close.)
     CallGone(Arc<str>),
 }
 
@@ -478,7 +479,9 @@ impl Engine {
         if let Some(call) = live {
             // An ended call shrinks to its tombstone as soon as only retransmissions can reach it.
             if let Some(tombstone) = (!call.is_active()).then(|| call.bury(&self.ids)).flatten() {
-                self.out.push_back(Output::CallGone(call.sid.clone()));
+                if call.sent_hooks() {
+                    self.out.push_back(Output::CallGone(call.sid.clone()));
+                }
                 slot.state = State::Buried(tombstone);
                 self.buried += 1;
             }
@@ -492,7 +495,9 @@ impl Engine {
                 match slot.state {
                     State::Live(call) => {
                         self.by_call_id.remove(call.dialog_call_id());
-                        self.out.push_back(Output::CallGone(call.sid.clone()));
+                        if call.sent_hooks() {
+                            self.out.push_back(Output::CallGone(call.sid.clone()));
+                        }
                     }
                     State::Buried(t) => {
                         self.by_call_id.remove(&*t.call_id);

@@ -24,6 +24,8 @@ struct Harness {
     /// (time since start, datagram) of everything baton sent.
     sent: Vec<(Duration, Sip)>,
     hooks: Vec<HookJob>,
+    /// Calls whose hook queues the engine said could close.
+    gone: usize,
     /// Answers hooks the call waits for.
     answer: Box<dyn FnMut(&HookJob) -> HookOutcome>,
 }
@@ -51,6 +53,7 @@ impl Harness {
             start: now,
             sent: Vec::new(),
             hooks: Vec::new(),
+            gone: 0,
             answer: Box::new(|_| Ok(Answer::Nothing)),
         }
     }
@@ -72,7 +75,7 @@ impl Harness {
                     }
                     self.hooks.push(job);
                 }
-                Output::CallGone(_) => {}
+                Output::CallGone(_) => self.gone += 1,
             }
         }
     }
@@ -255,6 +258,7 @@ fn an_ended_transfer_is_buried_and_still_answers_its_retransmissions() {
     let bye = sent.into_iter().find(|(_, m)| m.method().as_deref() == Some("BYE")).unwrap().1;
     h.deliver(&response_text(&bye, 200, ""));
     assert_eq!((h.engine.calls(), h.engine.tombstones(), h.engine.active_calls()), (1, 1, 0));
+    assert_eq!(h.gone, 1, "its hook queue can close once it is buried");
 
     h.advance(Duration::from_secs(10));
     h.deliver(&last);
@@ -291,6 +295,17 @@ fn no_100_trying_when_the_application_answers_at_once() {
     h.deliver(&invite_text(addr(CARRIER), addr(BATON), "later", ""));
     let codes: Vec<_> = h.take().iter().filter_map(|(_, m)| m.status()).collect();
     assert_eq!(codes, vec![100, 200], "a 100 while the hook is awaited");
+}
+
+#[test]
+fn a_call_without_hooks_never_bothers_the_hook_side() {
+    let mut h = Harness::with(json!([{"verb": "pause", "length": 1}]), |s| s.status_hook = None);
+    h.answered_call("quiet");
+    h.advance(Duration::from_secs(1));
+    let bye = h.requests("BYE")[0].1 .0.clone();
+    h.deliver(&response_text(&Sip(bye), 200, ""));
+    h.advance(Duration::from_secs(40));
+    assert_eq!((h.engine.calls(), h.hooks.len(), h.gone), (0, 0, 0));
 }
 
 /// Cheap, deterministic robustness check on top of cargo-fuzz: mangled copies of real

@@ -309,15 +309,32 @@ impl Call {
         body: Option<(&str, &[u8])>,
     ) {
         let Ok(invite) = parse(&self.invite) else { return };
+        let bytes = self.invite_response(&invite, code, reason, extra, body);
+        drop(invite);
+        self.send_invite_response(ctx, code, bytes);
+    }
+
+    fn invite_response(
+        &self,
+        invite: &Message<'_>,
+        code: u16,
+        reason: &str,
+        extra: &[(String, String)],
+        body: Option<(&str, &[u8])>,
+    ) -> Vec<u8> {
         let tag = (code > 100).then_some(self.dialog.local_tag());
-        let mut w = Writer::response_to(&invite, code, reason, tag);
+        let mut w = Writer::response_to(invite, code, reason, tag);
         if (200..300).contains(&code) {
             w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
         }
         for (name, value) in extra {
             w.header(name, value);
         }
-        let bytes = w.finish(body);
+        w.finish(body)
+    }
+
+    /// Sends an answer to the INVITE and keeps it for the INVITE's retransmissions.
+    fn send_invite_response(&mut self, ctx: &mut Ctx<'_>, code: u16, bytes: Vec<u8>) {
         if code >= 200 {
             self.invite_retx = Some(Retransmit::new(ctx.now, &ctx.cfg.timers));
         }
@@ -397,12 +414,17 @@ impl Call {
     fn answer(&mut self, ctx: &mut Ctx<'_>) {
         let ip = self.dialog.local.ip();
         let session = u64::from(ctx.ids.rng.u32(..));
-        let sdp = parse(&self.invite)
-            .ok()
+        // Parsed once for both the offer and the answer's headers.
+        let invite = parse(&self.invite).ok();
+        let sdp = invite
+            .as_ref()
             .filter(|m| m.get(Name::ContentType).is_some_and(|c| starts_with_ci(c, "application/sdp")))
             .and_then(|m| sdp::answer(m.body, ip, session, ctx.cfg.sdp_direction))
             .unwrap_or_else(|| sdp::offer(ip, session, ctx.cfg.sdp_direction));
-        self.respond_invite(ctx, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes())));
+        let bytes = invite.map(|m| self.invite_response(&m, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes()))));
+        if let Some(bytes) = bytes {
+            self.send_invite_response(ctx, 200, bytes);
+        }
         self.our_sdp = Some(sdp);
         self.phase = Phase::Answering;
         self.answered_at = Some(ctx.now);
@@ -927,6 +949,11 @@ impl Call {
             Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),
             Phase::Ended => {}
         }
+    }
+
+    /// Whether any hook of this call was queued (and so the hook side keeps a queue for it).
+    pub fn sent_hooks(&self) -> bool {
+        self.hook_seq > 0
     }
 
     pub fn dialog_call_id(&self) -> &str {
