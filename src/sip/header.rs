@@ -157,10 +157,10 @@ pub fn is_token_byte(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 
-/// Where ASCII byte `b` first occurs in `s` (a plain scan: these strings are short, and a
-/// `char` pattern would set up a searcher each time).
+/// Where ASCII byte `b` first occurs in `s` (memchr: a `char` pattern would set up a
+/// searcher each time, and parameter lists are long enough for a vector scan to pay).
 pub fn find_byte(s: &str, b: u8) -> Option<usize> {
-    s.as_bytes().iter().position(|&c| c == b)
+    memchr::memchr(b, s.as_bytes())
 }
 
 /// `s` split around the first ASCII byte `b`.
