@@ -58,6 +58,18 @@ else
   echo "sipp not installed (apt-get install sip-tester)"
 fi
 
+# Time from an event in a call to its hook's 2xx, from baton's /metrics histogram: the mean,
+# and the bucket bounds that hold the median and the 99th percentile.
+hook_ack() { # metrics port
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    /^baton_hook_ack_seconds_bucket/ { split($1, a, "\""); le[n] = a[2]; c[n++] = $2 }
+    /^baton_hook_ack_seconds_sum/ { sum = $2 }
+    /^baton_hook_ack_seconds_count/ { count = $2 }
+    END { if (!count) exit
+          for (i = 0; i < n; i++) { if (!p50 && c[i] >= count / 2) p50 = le[i]; if (!p99 && c[i] >= count * 0.99) p99 = le[i] }
+          printf "hook ack: mean %.1f ms, p50 <= %s s, p99 <= %s s over %d events\n", 1000 * sum / count, p50, p99, count }'
+}
+
 load_at() { # label port rate app [baton flags]
   local label=$1 port=$2 rate=$3 app=$4; shift 4
   local sink=()
@@ -69,10 +81,13 @@ load_at() { # label port rate app [baton flags]
     pid=$(start_baton "$port" "$app" "$@")
   fi
   out=$(taskset -c 1 "$bin" load --target "127.0.0.1:$port" --rate "$rate" --duration 5 "${sink[@]}" 2>/dev/null)
-  ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
+  ticks=$(cpu_ticks "$pid")
+  [ -n "${METRICS:-}" ] && out="$out
+$(hook_ack "$METRICS")"
+  stop_baton "$pid"
   completed=$(echo "$out" | head -1 | awk '{print $4}')
   failed=$(echo "$out" | head -1 | awk '{print $9}')
-  echo "$label rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency|hooks)' | tr '\n' ' ')"
+  echo "$label rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency|hooks|hook ack)' | tr '\n' ' ')"
 }
 
 echo "== 2. baton load at rising rates, 5 s each, hooks off"
@@ -88,8 +103,8 @@ echo "== 3. hooks on: eventHook x3 + actionHook per transfer, batched to the loa
 for rate in 2000 4000 8000; do
   port=$((port + 2))
   hp=$((port + 1000))
-  load_at "hooks" "$port" "$rate" "$here/apps/transfer-hooks.json" --hook-base "http://127.0.0.1:$hp/" \
-    --hook-batch-url "http://127.0.0.1:$hp/batch"
+  METRICS=$((port + 1500)) load_at "hooks" "$port" "$rate" "$here/apps/transfer-hooks.json" \
+    --hook-base "http://127.0.0.1:$hp/" --hook-batch-url "http://127.0.0.1:$hp/batch" --metrics "127.0.0.1:$((port + 1500))"
 done
 
 echo "== 4. 100,000 parked calls"
