@@ -129,15 +129,21 @@ pub fn address(value: &str, display: Option<&str>, host: &str) -> String {
     if value.starts_with(['<', '"']) {
         return value.to_string();
     }
-    let uri = if ["sip:", "sips:", "tel:"].iter().any(|s| starts_with_ci(value, s)) {
-        format!("<{value}>")
-    } else {
-        format!("<sip:{value}@{host}>")
-    };
-    match display {
-        Some(d) => format!("{} {uri}", quote(d)),
-        None => uri,
+    let mut out = String::with_capacity(value.len() + host.len() + display.map_or(0, |d| d.len() + 3) + 8);
+    if let Some(d) = display {
+        out.push_str(&quote(d));
+        out.push(' ');
     }
+    out.push('<');
+    if ["sip:", "sips:", "tel:"].iter().any(|s| starts_with_ci(value, s)) {
+        out.push_str(value);
+    } else {
+        for part in ["sip:", value, "@", host] {
+            out.push_str(part);
+        }
+    }
+    out.push('>');
+    out
 }
 
 #[cfg(test)]

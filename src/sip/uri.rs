@@ -66,11 +66,20 @@ impl<'a> Uri<'a> {
 
     /// `host[:port]` as it would be written in a URI.
     pub fn host_port(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.to_string() };
-        match self.port {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
+        let v6 = self.host.contains(':');
+        let mut out = String::with_capacity(self.host.len() + 8);
+        if v6 {
+            out.push('[');
         }
+        out.push_str(self.host);
+        if v6 {
+            out.push(']');
+        }
+        if let Some(p) = self.port {
+            out.push(':');
+            out.push_str(itoa::Buffer::new().format(p));
+        }
+        out
     }
 }
 
@@ -104,6 +113,8 @@ mod tests {
         assert_eq!(u.socket_addr(), Some("10.0.0.2:5070".parse().unwrap()));
         let u = Uri::parse("SIPS:alice@example.com").unwrap();
         assert_eq!((u.scheme, u.host, u.socket_addr()), (Scheme::Sips, "example.com", None));
+        assert_eq!(u.host_port(), "example.com");
+        assert_eq!(Uri::parse("sip:bob@10.0.0.2:5070").unwrap().host_port(), "10.0.0.2:5070");
         let u = Uri::parse("tel:+15083084809;phone-context=x").unwrap();
         assert_eq!((u.scheme, u.user), (Scheme::Tel, Some("+15083084809")));
         let u = Uri::parse("sip:[2001:db8::1]:5080").unwrap();
