@@ -15,6 +15,7 @@ root=$(cd "$here/.." && pwd)
 cargo build --quiet --release --manifest-path "$root/Cargo.toml" || exit 2
 bin=$root/target/release/baton
 floor=$(mktemp -d)/minimal-engine
+trap 'rm -rf "$(dirname "$floor")"' EXIT
 cc -O2 -o "$floor" "$here/c/minimal-engine.c" || exit 2
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -194,6 +194,13 @@ fn slot_key(key: u64) -> DefaultKey {
     KeyData::from_ffi(key).into()
 }
 
+/// The call is leaving the live table: its hook queue, if it ever had one, can close.
+fn forget(out: &mut VecDeque<Output>, call: &Call) {
+    if call.sent_hooks() {
+        out.push_back(Output::CallGone(call.sid.clone()));
+    }
+}
+
 /// The call limit shared by the shards of one server: one atomic add per admitted call.
 #[derive(Debug)]
 pub struct Admission {
@@ -478,10 +485,8 @@ impl Engine {
         }
         if let Some(call) = live {
             // An ended call shrinks to its tombstone as soon as only retransmissions can reach it.
-            if let Some(tombstone) = (!call.is_active()).then(|| call.bury(&self.ids)).flatten() {
-                if call.sent_hooks() {
-                    self.out.push_back(Output::CallGone(call.sid.clone()));
-                }
+            if let Some(tombstone) = call.bury(&self.ids) {
+                forget(&mut self.out, call);
                 slot.state = State::Buried(tombstone);
                 self.buried += 1;
             }
@@ -495,9 +500,7 @@ impl Engine {
                 match slot.state {
                     State::Live(call) => {
                         self.by_call_id.remove(call.dialog_call_id());
-                        if call.sent_hooks() {
-                            self.out.push_back(Output::CallGone(call.sid.clone()));
-                        }
+                        forget(&mut self.out, &call);
                     }
                     State::Buried(t) => {
                         self.by_call_id.remove(&*t.call_id);
