@@ -1,6 +1,7 @@
 //! The tokens a shard mints: Via branches and To-tags. Each names the shard that owns it,
 //! so any shard can tell where a response or an in-dialog request belongs by reading it.
 
+use crate::sip::header::cut;
 use std::hash::BuildHasher;
 
 /// Mints the tokens this shard hands out. Branches carry the shard and the call, so a
@@ -72,9 +73,9 @@ fn push_hex(out: &mut String, n: u64, width: usize) {
 /// The shard and call named by one of our branches.
 pub fn parse_branch(branch: &str) -> Option<(u16, u64)> {
     let rest = branch.strip_prefix(BRANCH_PREFIX)?;
-    let mut parts = rest.split('-');
-    let shard = u16::from_str_radix(parts.next()?, 16).ok()?;
-    let call = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let (shard, rest) = cut(rest, b'-')?;
+    let call = cut(rest, b'-').map_or(rest, |(call, _)| call);
+    let (shard, call) = (u16::from_str_radix(shard, 16).ok()?, u64::from_str_radix(call, 16).ok()?);
     Some((shard, call))
 }
 

@@ -27,97 +27,123 @@ pub enum Name {
 impl Name {
     /// Case-insensitive lookup that also knows the compact forms.
     pub fn lookup(raw: &str) -> Name {
-        if raw.len() == 1 {
-            return match raw.as_bytes()[0].to_ascii_lowercase() {
-                b'v' => Name::Via,
-                b'f' => Name::From,
-                b't' => Name::To,
-                b'i' => Name::CallId,
-                b'm' => Name::Contact,
-                b'l' => Name::ContentLength,
-                b'c' => Name::ContentType,
-                b'o' => Name::Event,
-                b'r' => Name::ReferTo,
-                b'b' => Name::ReferredBy,
-                _ => Name::Other,
-            };
+        match raw.len() {
+            1..=16 => {
+                let mut bytes = [0u8; 16];
+                bytes[..raw.len()].copy_from_slice(raw.as_bytes());
+                Name::packed(u128::from_le_bytes(bytes), raw.len())
+            }
+            18 if raw.eq_ignore_ascii_case("subscription-state") => Name::SubscriptionState,
+            19 if raw.eq_ignore_ascii_case("p-asserted-identity") => Name::PAssertedIdentity,
+            _ => Name::Other,
         }
-        // Bucketed by length, then one 128-bit compare per candidate: the name's bytes
-        // with the ASCII case bit set against the lower-case name, plus an exact check of
-        // its dashes (CR also folds to `-`).
-        if raw.len() > 16 {
-            let candidates: &[(&str, Name)] = match raw.len() {
-                18 => &[("subscription-state", Name::SubscriptionState)],
-                19 => &[("p-asserted-identity", Name::PAssertedIdentity)],
-                _ => &[],
-            };
-            return candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(raw)).map_or(Name::Other, |(_, name)| *name);
-        }
-        if PACKED.get(raw.len()).is_none_or(|c| c.is_empty()) {
-            return Name::Other;
-        }
-        let mut bytes = [0u8; 16];
-        bytes[..raw.len()].copy_from_slice(raw.as_bytes());
-        Name::packed(u128::from_le_bytes(bytes), raw.len())
     }
 
     /// [`Name::lookup`] of the `len` bytes at `start` of a header section, reading them as
     /// one 16-byte load when the buffer reaches that far (it nearly always does: the value
     /// follows the name).
-    pub fn lookup_at(head: &str, start: usize, len: usize) -> Name {
-        let window = head.as_bytes().get(start..start + 16).and_then(|w| <[u8; 16]>::try_from(w).ok());
+    #[inline]
+    pub fn lookup_at(head: &[u8], start: usize, len: usize) -> Name {
+        let window = head.get(start..start + 16).and_then(|w| <[u8; 16]>::try_from(w).ok());
         match window {
-            Some(w) if (2..=14).contains(&len) => {
-                Name::packed(u128::from_le_bytes(w) & ((1u128 << (8 * len)) - 1), len)
+            Some(w) if (1..=16).contains(&len) => Name::packed(u128::from_le_bytes(w) & LOW_BYTES[len], len),
+            _ => {
+                head.get(start..start + len).and_then(|n| std::str::from_utf8(n).ok()).map_or(Name::Other, Name::lookup)
             }
-            _ => head.get(start..start + len).map_or(Name::Other, Name::lookup),
         }
     }
 
-    /// A name of 2 to 14 bytes, as a little-endian word with zeros past its end.
+    /// A name of 1 to 16 bytes, as a little-endian word with zeros past its end: one hash,
+    /// then one 128-bit compare of the name's bytes with the ASCII case bit set against the
+    /// lower-case name, plus an exact check of its dashes (CR also folds to `-`).
+    #[inline]
     fn packed(word: u128, len: usize) -> Name {
-        let Some(candidates) = PACKED.get(len) else { return Name::Other };
-        let folded = word | (CASE_BIT & ((1u128 << (8 * len)) - 1));
-        candidates
-            .iter()
-            .find(|c| folded == c.lower && word & c.dashes == c.lower & c.dashes)
-            .map_or(Name::Other, |c| c.name)
+        let folded = word | (CASE_BIT & LOW_BYTES[len]);
+        let candidate = &SLOTS[slot(folded, len)];
+        if candidate.len == len
+            && folded == candidate.lower
+            && word & candidate.dashes == candidate.lower & candidate.dashes
+        {
+            candidate.name
+        } else {
+            Name::Other
+        }
     }
 }
 
-/// The names of 2 to 14 bytes, by length (none is 15 or 16: no shift below reaches 128).
-const PACKED: [&[Packed]; 17] = [
-    &[],
-    &[],
-    &[Packed::new("to", Name::To)],
-    &[Packed::new("via", Name::Via)],
-    &[Packed::new("from", Name::From), Packed::new("cseq", Name::CSeq)],
-    &[Packed::new("event", Name::Event), Packed::new("route", Name::Route)],
-    &[],
-    &[Packed::new("call-id", Name::CallId), Packed::new("contact", Name::Contact)],
-    &[Packed::new("refer-to", Name::ReferTo)],
-    &[Packed::new("refer-sub", Name::ReferSub)],
-    &[],
-    &[Packed::new("referred-by", Name::ReferredBy)],
-    &[
-        Packed::new("content-type", Name::ContentType),
-        Packed::new("max-forwards", Name::MaxForwards),
-        Packed::new("record-route", Name::RecordRoute),
-    ],
-    &[],
-    &[Packed::new("content-length", Name::ContentLength)],
-    &[],
-    &[],
+/// The names of 1 to 16 bytes, compact forms included, lower case.
+const PACKED: [(&str, Name); 25] = [
+    ("v", Name::Via),
+    ("f", Name::From),
+    ("t", Name::To),
+    ("i", Name::CallId),
+    ("m", Name::Contact),
+    ("l", Name::ContentLength),
+    ("c", Name::ContentType),
+    ("o", Name::Event),
+    ("r", Name::ReferTo),
+    ("b", Name::ReferredBy),
+    ("to", Name::To),
+    ("via", Name::Via),
+    ("from", Name::From),
+    ("cseq", Name::CSeq),
+    ("event", Name::Event),
+    ("route", Name::Route),
+    ("call-id", Name::CallId),
+    ("contact", Name::Contact),
+    ("refer-to", Name::ReferTo),
+    ("refer-sub", Name::ReferSub),
+    ("referred-by", Name::ReferredBy),
+    ("content-type", Name::ContentType),
+    ("max-forwards", Name::MaxForwards),
+    ("record-route", Name::RecordRoute),
+    ("content-length", Name::ContentLength),
 ];
+
+/// Where a (folded) name of `len` bytes sits in [`SLOTS`]: a multiplicative hash of its
+/// first eight bytes and its length. The multiplier was searched for one that gives every
+/// name of [`PACKED`] a slot of its own; building [`SLOTS`] fails to compile otherwise.
+const fn slot(folded: u128, len: usize) -> usize {
+    ((folded as u64 ^ len as u64).wrapping_mul(0x1354_64b9_a582_aa53) >> 59) as usize
+}
+
+const SLOTS: [Packed; 32] = {
+    let mut slots = [Packed { lower: 0, dashes: 0, len: 0, name: Name::Other }; 32];
+    let mut i = 0;
+    while i < PACKED.len() {
+        let (lower, name) = PACKED[i];
+        let packed = Packed::new(lower, name);
+        let at = slot(packed.lower, packed.len);
+        assert!(slots[at].len == 0, "two header names share a slot: search for another multiplier");
+        slots[at] = packed;
+        i += 1;
+    }
+    slots
+};
+
+/// The low `n` bytes of a word set, by `n` (0 to 16).
+const LOW_BYTES: [u128; 17] = {
+    let mut masks = [0u128; 17];
+    let mut n = 1;
+    while n < 16 {
+        masks[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    masks[16] = u128::MAX;
+    masks
+};
 
 /// The ASCII case bit of every byte: set, it lower-cases a letter and leaves `-` and digits.
 const CASE_BIT: u128 = u128::from_le_bytes([0x20; 16]);
 
 /// A lower-case header name of at most 16 bytes as one little-endian word.
+#[derive(Clone, Copy)]
 struct Packed {
     lower: u128,
     /// 0xff at each `-`.
     dashes: u128,
+    /// 0 in an empty slot, which no name of 1 to 16 bytes matches.
+    len: usize,
     name: Name,
 }
 
@@ -132,7 +158,7 @@ impl Packed {
             }
             i += 1;
         }
-        Packed { lower: word, dashes, name }
+        Packed { lower: word, dashes, len: b.len(), name }
     }
 }
 
@@ -171,12 +197,22 @@ pub fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// Trims SIP linear white space, including the CRLF of a folded line.
 pub fn trim_lws(s: &str) -> &str {
-    let lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let bytes = s.as_bytes();
-    let start = bytes.iter().position(|b| !lws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !lws(b)).map_or(start, |i| i + 1);
+    let (start, end) = trim_span(s.as_bytes(), 0, s.len());
     // Both ends sit next to ASCII bytes, so they are char boundaries.
     &s[start..end]
+}
+
+/// [`trim_lws`] of `bytes[start..end]`, as the trimmed span's bounds.
+#[inline]
+pub fn trim_span(bytes: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    let lws = |i: usize| matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b'\n'));
+    while start < end && lws(start) {
+        start += 1;
+    }
+    while end > start && lws(end - 1) {
+        end -= 1;
+    }
+    (start, end)
 }
 
 /// Splits a comma-separated header value into its elements, respecting quoted strings and
@@ -230,19 +266,36 @@ fn scan_unquoted(s: &str, stop: impl Fn(u8, bool) -> bool) -> Option<usize> {
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
     let bytes = params.as_bytes();
     let mut start = 0;
-    while start <= bytes.len() {
-        let end = find_byte(&params[start..], b';').map_or(bytes.len(), |i| start + i);
-        let p = &params[start..end];
-        let (k, v) = match find_byte(p, b'=') {
-            Some(eq) => (trim_lws(&p[..eq]), trim_lws(&p[eq + 1..])),
-            None => (trim_lws(p), ""),
+    loop {
+        // A name runs to `=` or `;` and is short: a plain scan. A value (a branch, a tag)
+        // can be long, and is skipped with `find_byte`.
+        let name_end = bytes[start..].iter().position(|&b| b == b'=' || b == b';').map_or(bytes.len(), |i| start + i);
+        let has_value = bytes.get(name_end) == Some(&b'=');
+        let end = match has_value {
+            true => find_byte(&params[name_end + 1..], b';').map_or(bytes.len(), |i| name_end + 1 + i),
+            false => name_end,
         };
-        if k.eq_ignore_ascii_case(name) {
-            return Some(v.trim_matches('"'));
+        let (key_start, key_end) = trim_span(bytes, start, name_end);
+        if bytes[key_start..key_end].eq_ignore_ascii_case(name.as_bytes()) {
+            if !has_value {
+                return Some("");
+            }
+            let (mut value_start, mut value_end) = trim_span(bytes, name_end + 1, end);
+            while value_start < value_end && bytes[value_start] == b'"' {
+                value_start += 1;
+            }
+            while value_end > value_start && bytes[value_end - 1] == b'"' {
+                value_end -= 1;
+            }
+            // Every bound sits next to an ASCII byte (`;`, `=`, white space, a quote) or
+            // at an end: a char boundary.
+            return Some(&params[value_start..value_end]);
+        }
+        if end >= bytes.len() {
+            return None;
         }
         start = end + 1;
     }
-    None
 }
 
 /// `CSeq: 314159 INVITE`
@@ -354,6 +407,7 @@ mod tests {
         assert_eq!(param(p, "maddr"), None);
         assert_eq!(param("", "tag"), None);
         assert_eq!(param("tag", "tag"), Some(""), "a lone name");
+        assert_eq!(param(";x=\"\u{e9}\";tag=a", "x"), Some("\u{e9}"));
     }
 
     #[test]
@@ -372,34 +426,19 @@ mod tests {
         for raw in ["Via", "CALL-ID", "t", "Content-Length", "X-Custom-Header-Name", "Max-Forwards", "From"] {
             for tail in [": SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n", ":x"] {
                 let head = format!("{raw}{tail}");
-                assert_eq!(Name::lookup_at(&head, 0, raw.len()), Name::lookup(raw), "{head:?}");
+                assert_eq!(Name::lookup_at(head.as_bytes(), 0, raw.len()), Name::lookup(raw), "{head:?}");
                 let shifted = format!("To: a\r\n{head}");
-                assert_eq!(Name::lookup_at(&shifted, 7, raw.len()), Name::lookup(raw), "{shifted:?}");
+                assert_eq!(Name::lookup_at(shifted.as_bytes(), 7, raw.len()), Name::lookup(raw), "{shifted:?}");
             }
         }
     }
 
     #[test]
     fn lookup_agrees_with_a_plain_case_insensitive_compare() {
-        let names = [
-            ("to", Name::To),
-            ("via", Name::Via),
-            ("from", Name::From),
-            ("cseq", Name::CSeq),
-            ("event", Name::Event),
-            ("route", Name::Route),
-            ("call-id", Name::CallId),
-            ("contact", Name::Contact),
-            ("refer-to", Name::ReferTo),
-            ("refer-sub", Name::ReferSub),
-            ("referred-by", Name::ReferredBy),
-            ("content-type", Name::ContentType),
-            ("max-forwards", Name::MaxForwards),
-            ("record-route", Name::RecordRoute),
-            ("content-length", Name::ContentLength),
-        ];
+        let long = [("subscription-state", Name::SubscriptionState), ("p-asserted-identity", Name::PAssertedIdentity)];
+        let names: Vec<(&str, Name)> = PACKED.iter().copied().chain(long).collect();
         let mut rng = fastrand::Rng::with_seed(3);
-        for (lower, name) in names {
+        for &(lower, name) in &names {
             // Every mix of cases matches.
             for _ in 0..20 {
                 let mixed: String =

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod header;
 pub mod parse;
+mod scan;
 pub mod sdp;
 pub mod sipfrag;
 pub mod uri;

@@ -1,7 +1,8 @@
 //! Zero-copy SIP parser: a [`Message`] borrows every slice from the datagram.
 //! Folded header lines (RFC 3261 §7.3.1) stay in place; typed views trim the CRLF.
 
-use super::header::{cut, find_byte, is_token, is_token_byte, split_list, trim_lws, CSeq, Name, NameAddr, Via};
+use super::header::{cut, find_byte, is_token, is_token_byte, split_list, trim_span, CSeq, Name, NameAddr, Via};
+use super::scan::Lines;
 use smallvec::SmallVec;
 use std::fmt;
 
@@ -86,49 +87,45 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
     let buf = &buf[start..];
 
-    // One pass over the header section: where each line starts and ends (without its CR).
-    let mut lines: SmallVec<[(usize, usize); 32]> = SmallVec::new();
-    let mut pos = 0;
-    let body_start = loop {
-        let nl = pos + memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::NoHeaderEnd)?;
-        let end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-        if end == pos {
-            break nl + 1;
-        }
-        lines.push((pos, end));
-        pos = nl + 1;
-    };
-    let head = std::str::from_utf8(&buf[..pos]).map_err(|_| ParseError::NotUtf8)?;
-    let body_all = &buf[body_start..];
-
-    let (first, rest) = lines.split_first().ok_or(ParseError::NoHeaderEnd)?;
-    let (start, version) = parse_start_line(&head[first.0..first.1])?;
-
-    let mut headers: SmallVec<[Header<'_>; INLINE_HEADERS]> = SmallVec::new();
-    // The header being built: (name start, name length, value start, value end); folding
-    // extends the end.
-    let mut open: Option<(usize, usize, usize, usize)> = None;
-    for &(line_start, line_end) in rest {
-        let line = &head.as_bytes()[line_start..line_end];
+    // One pass over the header section, line by line.
+    let mut lines = Lines::new(buf);
+    let (first_start, first_end) = lines.next_line()?.ok_or(ParseError::NoHeaderEnd)?;
+    let (start, version) = parse_start_line(lines.text(first_start, first_end).ok_or(ParseError::NotUtf8)?)?;
+    // Built where it is returned from: the header array is most of a kilobyte.
+    let mut msg = Message { start, version, headers: SmallVec::new(), body: &[] };
+    // Where the last header's value starts: a folded line extends it.
+    let mut value_start = None;
+    while let Some((line_start, line_end)) = lines.next_line()? {
+        let line = &buf[line_start..line_end];
+        let text = |start, end| lines.text(start, end).ok_or(ParseError::NotUtf8);
         if matches!(line[0], b' ' | b'\t') {
-            // Folded continuation: extend the open header's value over this line.
-            let header = open.as_mut().ok_or(ParseError::BadHeaderLine)?;
-            header.3 = line_end;
+            // Folded continuation: the last header's value runs on over this line.
+            let (start, last) = value_start.zip(msg.headers.last_mut()).ok_or(ParseError::BadHeaderLine)?;
+            let (start, end) = trim_span(buf, start, line_end);
+            last.value = text(start, end)?;
             continue;
         }
-        push_header(head, open.take(), &mut headers, limits)?;
-        // One pass over the name: token characters, optional white space, then the colon.
-        let name_len = line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
-        let colon = name_len + line[name_len..].iter().position(|&b| !matches!(b, b' ' | b'\t')).unwrap_or(0);
-        if name_len == 0 || line.get(colon) != Some(&b':') {
+        if msg.headers.len() >= limits.max_headers {
+            return Err(ParseError::TooManyHeaders);
+        }
+        // The name is what precedes the colon, less white space before it. A name baton
+        // knows is made of token characters; any other is checked byte by byte.
+        let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::BadHeaderLine)?;
+        let name_len = line[..colon].iter().rposition(|&b| !matches!(b, b' ' | b'\t')).map_or(0, |i| i + 1);
+        let name = Name::lookup_at(buf, line_start, name_len);
+        if name == Name::Other && !line[..name_len].iter().all(|&b| is_token_byte(b)) || name_len == 0 {
             return Err(ParseError::BadHeaderLine);
         }
-        open = Some((line_start, name_len, line_start + colon + 1, line_end));
+        let start = line_start + colon + 1;
+        let (value_start_trimmed, value_end) = trim_span(buf, start, line_end);
+        let (raw_name, value) = (text(line_start, line_start + name_len)?, text(value_start_trimmed, value_end)?);
+        msg.headers.push(Header { name, raw_name, value });
+        value_start = Some(start);
     }
-    push_header(head, open, &mut headers, limits)?;
+    let body_all = lines.rest();
 
     let mut body = body_all;
-    let mut lengths = headers.iter().filter(|h| h.name == Name::ContentLength).map(|h| h.value);
+    let mut lengths = msg.headers.iter().filter(|h| h.name == Name::ContentLength).map(|h| h.value);
     if let Some(cl) = lengths.next() {
         let n: usize = cl.parse().map_err(|_| ParseError::BadContentLength)?;
         if lengths.any(|other| other != cl) {
@@ -136,32 +133,17 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
         }
         body = body_all.get(..n).ok_or(ParseError::TruncatedBody)?;
     }
-    Ok(Message { start, version, headers, body })
-}
-
-fn push_header<'a>(
-    head: &'a str,
-    open: Option<(usize, usize, usize, usize)>,
-    headers: &mut SmallVec<[Header<'a>; INLINE_HEADERS]>,
-    limits: Limits,
-) -> Result<(), ParseError> {
-    let Some((name_start, name_len, start, end)) = open else { return Ok(()) };
-    if headers.len() >= limits.max_headers {
-        return Err(ParseError::TooManyHeaders);
-    }
-    let name = Name::lookup_at(head, name_start, name_len);
-    let raw_name = &head[name_start..name_start + name_len];
-    headers.push(Header { name, raw_name, value: trim_lws(&head[start..end]) });
-    Ok(())
+    msg.body = body;
+    Ok(msg)
 }
 
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
-        let (version, rest) = cut(rest, b' ').ok_or(ParseError::BadStartLine)?;
+        let (version, rest) = split_space(rest).ok_or(ParseError::BadStartLine)?;
         if version != "2.0" {
             return Err(ParseError::BadVersion);
         }
-        let (code, reason) = cut(rest, b' ').unwrap_or((rest, ""));
+        let (code, reason) = split_space(rest).unwrap_or((rest, ""));
         // Exactly three digits (no sign, padding or more digits), 100 to 699.
         let code = match code.as_bytes() {
             &[a @ b'1'..=b'6', b, c] if b.is_ascii_digit() && c.is_ascii_digit() => {
@@ -171,10 +153,10 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
         };
         return Ok((StartLine::Response { code, reason }, "SIP/2.0"));
     }
-    let Some((method, (uri, version))) = cut(line, b' ').and_then(|(m, rest)| Some((m, cut(rest, b' ')?))) else {
+    let Some((method, (uri, version))) = split_space(line).and_then(|(m, rest)| Some((m, split_space(rest)?))) else {
         return Err(ParseError::BadStartLine);
     };
-    if find_byte(version, b' ').is_some() {
+    if version.bytes().any(|b| b == b' ') {
         return Err(ParseError::BadStartLine);
     }
     if !is_token(method) || !is_request_uri(uri) {
@@ -190,6 +172,14 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
     Ok((StartLine::Request { method, uri }, version))
 }
 
+/// `s` split around its first space: start-line fields are short, and a plain scan costs
+/// less than a vector search's set-up.
+fn split_space(s: &str) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == b' ')?;
+    // A space is one byte: both sides are char boundaries.
+    Some((&s[..i], &s[i + 1..]))
+}
+
 /// An absolute URI (`scheme:...`); a SIP or SIPS one without a headers part, which RFC 3261
 /// §19.1.1 does not allow in a Request-URI.
 fn is_request_uri(uri: &str) -> bool {
@@ -198,8 +188,8 @@ fn is_request_uri(uri: &str) -> bool {
         && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
     let sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
     // `?` may appear in the user part; after the host it starts the (forbidden) headers.
-    let after_user = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    scheme_ok && !rest.is_empty() && !(sip && after_user.contains('?'))
+    let after_user = rest.bytes().rposition(|b| b == b'@').map_or(rest, |at| &rest[at + 1..]);
+    scheme_ok && !rest.is_empty() && !(sip && find_byte(after_user, b'?').is_some())
 }
 
 /// Why a parsed message still cannot be processed (answered 400 when it is a request).
@@ -355,6 +345,20 @@ SIP/2.0 180 Ringing\r\n";
         assert_eq!(parse(b"SIP/2.0 99 Low\r\n\r\n").unwrap_err(), ParseError::BadStartLine);
         let many = format!("OPTIONS sip:a@b SIP/2.0\r\n{}\r\n", "X-A: 1\r\n".repeat(200));
         assert_eq!(parse(many.as_bytes()).unwrap_err(), ParseError::TooManyHeaders);
+    }
+
+    /// The header section is UTF-8 (RFC 3261 §7.3.1 allows it in quoted strings and text);
+    /// anything else there is refused, while a body may be any bytes.
+    #[test]
+    fn utf8_headers_are_read_other_bytes_refused() {
+        let long = "x".repeat(70);
+        let text = format!("MESSAGE sip:a@b SIP/2.0\r\nX-Pad: {long}\r\nFrom: \"Zo\u{eb}\" <sip:z@b>;tag=1\r\nSubject: caf\u{e9}\r\n\r\n");
+        let m = parse(text.as_bytes()).unwrap();
+        assert_eq!(m.get(Name::From), Some("\"Zo\u{eb}\" <sip:z@b>;tag=1"));
+        assert_eq!(m.get_raw("subject"), Some("caf\u{e9}"));
+        assert_eq!(m.get_raw("x-pad"), Some(long.as_str()));
+        assert_eq!(parse(b"MESSAGE sip:a@b SIP/2.0\r\nSubject: caf\xe9\r\n\r\n").unwrap_err(), ParseError::NotUtf8);
+        assert_eq!(parse(b"SIP/2.0 200 OK\r\nl: 2\r\n\r\n\xff\xfe").unwrap().body, b"\xff\xfe");
     }
 
     #[test]
