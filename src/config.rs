@@ -42,6 +42,10 @@ pub struct Options {
     /// Seconds a transfer waits for its final NOTIFY after the REFER is accepted (default 15).
     #[arg(long, value_name = "SECONDS")]
     pub notify_timeout: Option<f64>,
+    /// Seconds a call waits for the answer to a hook it needs (call hook, actionHook) before
+    /// it goes on as if the hook failed (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub hook_wait: Option<f64>,
     /// Direction attribute of our SDP (default inactive: baton carries no media).
     #[arg(long, value_enum)]
     pub sdp_direction: Option<Direction>,
@@ -151,6 +155,7 @@ impl Options {
             webhook_secret,
             refer_domain,
             notify_timeout,
+            hook_wait,
             sdp_direction,
             public_ip,
             max_calls,
@@ -224,6 +229,7 @@ impl Options {
             status_hook: self.call_status_hook.map(Hook::post),
             refer_domain: self.refer_domain,
             notify_timeout,
+            hook_wait: seconds("--hook-wait", self.hook_wait, defaults.hook_wait)?,
             sdp_direction: self.sdp_direction.unwrap_or(defaults.sdp_direction),
             public_ip: self.public_ip,
             account_sid: self.account_sid,
@@ -340,5 +346,12 @@ mod tests {
         let flags = Options { shards: Some(0), app: Some("examples/transfer.json".into()), ..Options::default() };
         assert!(flags.into_server_config().unwrap_err().contains("--shards must be at least 1"));
         assert!(Options::default().into_server_config().unwrap_err().contains("--call-hook"));
+        let app = || Some("examples/transfer.json".into());
+        let cfg = Options { hook_wait: Some(2.5), app: app(), ..Options::default() }.into_server_config().unwrap();
+        assert_eq!(cfg.settings.hook_wait, Duration::from_millis(2500));
+        let cfg = Options { app: app(), ..Options::default() }.into_server_config().unwrap();
+        assert_eq!(cfg.settings.hook_wait, Duration::from_secs(30));
+        let bad = Options { hook_wait: Some(0.0), app: app(), ..Options::default() }.into_server_config();
+        assert!(bad.unwrap_err().contains("--hook-wait 0: must be above 0"));
     }
 }

@@ -31,6 +31,9 @@ pub struct Settings {
     pub refer_domain: Option<String>,
     /// How long a transfer waits for its final NOTIFY after the REFER is accepted.
     pub notify_timeout: Duration,
+    /// How long a call waits for the answer to a hook it needs (call hook, actionHook,
+    /// SWML fetch) before it goes on as if the hook failed.
+    pub hook_wait: Duration,
     pub sdp_direction: Direction,
     /// The address written in Contact and Via when the listen address is not reachable as is.
     pub public_ip: Option<IpAddr>,
@@ -55,6 +58,7 @@ impl Default for Settings {
             status_hook: None,
             refer_domain: None,
             notify_timeout: Duration::from_secs(15),
+            hook_wait: Duration::from_secs(30),
             sdp_direction: Direction::Inactive,
             public_ip: None,
             account_sid: None,
@@ -516,7 +520,7 @@ impl Engine {
         if next != slot.scheduled {
             slot.scheduled = next;
             if let Some(at) = next {
-                self.timers.insert(at, key);
+                self.timers.insert(now, at, key);
             }
         }
     }

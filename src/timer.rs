@@ -12,7 +12,9 @@ const WORDS: usize = SLOTS / 64;
 const RESOLUTION: Duration = Duration::from_millis(1);
 
 pub struct Wheel<K> {
-    /// The time of tick 0: the first deadline ever inserted.
+    /// The time of tick 0: the caller's clock at the first insert. Every deadline inserted
+    /// later is at or after it; a later deadline as tick 0 would strand every earlier one
+    /// until the clock reached it.
     origin: Option<Instant>,
     /// The next tick to expire.
     current: u64,
@@ -56,8 +58,9 @@ impl<K: Copy> Wheel<K> {
         origin + RESOLUTION * u32::try_from(tick).unwrap_or(u32::MAX)
     }
 
-    pub fn insert(&mut self, at: Instant, key: K) {
-        let origin = *self.origin.get_or_insert(at);
+    /// Arms `key` for `at`; `now` is the caller's clock.
+    pub fn insert(&mut self, now: Instant, at: Instant, key: K) {
+        let origin = *self.origin.get_or_insert(now.min(at));
         // Never behind the hand: a deadline already due fires at the next expiry.
         let tick = self.tick(at.max(origin)).max(self.current);
         let slot = tick as usize % SLOTS;
@@ -109,8 +112,8 @@ impl<K: Copy> Wheel<K> {
                 if at <= now {
                     due.push((at, key));
                 } else {
-                    // A later round, or a deadline from before tick 0 that is not due yet.
-                    self.insert(at, key);
+                    // A later round.
+                    self.insert(now, at, key);
                 }
             }
             self.spare = entries;
@@ -132,7 +135,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Wheel::default();
         for (i, d) in [5u64, 1, 500, 32_000, 3].iter().enumerate() {
-            w.insert(t0 + ms(*d) + Duration::from_micros(300), i);
+            w.insert(t0, t0 + ms(*d) + Duration::from_micros(300), i);
         }
         let mut due = Vec::new();
         w.expire(t0 + ms(3), &mut due);
@@ -158,14 +161,28 @@ mod tests {
         assert_eq!(w.next_deadline(), None);
     }
 
+    /// The first deadline armed is far off (a call waiting 30 s for its hook); one armed
+    /// after it for 50 ms still fires at 50 ms.
+    #[test]
+    fn a_near_deadline_after_a_far_first_one_fires_on_time() {
+        let t0 = Instant::now();
+        let mut w = Wheel::default();
+        w.insert(t0, t0 + ms(30_000), 1);
+        w.insert(t0 + ms(1), t0 + ms(50), 2);
+        assert!(w.next_deadline().is_some_and(|d| d <= t0 + ms(51)));
+        let mut due = Vec::new();
+        w.expire(t0 + ms(51), &mut due);
+        assert_eq!(due, vec![(t0 + ms(50), 2)]);
+    }
+
     #[test]
     fn a_deadline_already_past_fires_at_once() {
         let t0 = Instant::now();
         let mut w = Wheel::default();
-        w.insert(t0 + ms(100), 1);
+        w.insert(t0, t0 + ms(100), 1);
         let mut due = Vec::new();
         w.expire(t0 + ms(200), &mut due);
-        w.insert(t0 + ms(50), 2);
+        w.insert(t0 + ms(200), t0 + ms(50), 2);
         assert!(w.next_deadline().is_some_and(|d| d <= t0 + ms(202)));
         due.clear();
         w.expire(t0 + ms(201), &mut due);
@@ -180,7 +197,7 @@ mod tests {
         let mut all: Vec<(Instant, u32)> = Vec::new();
         for k in 0..5_000 {
             let at = t0 + Duration::from_micros(rng.u64(0..20_000_000));
-            w.insert(at, k);
+            w.insert(t0, at, k);
             all.push((at, k));
         }
         let mut now = t0;

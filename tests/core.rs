@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const BATON: &str = "10.0.0.1:5060";
 const CARRIER: &str = "10.0.0.2:5060";
 
+type Answerer = dyn FnMut(&HookJob) -> Option<HookOutcome>;
+
 /// One engine, a carrier address, and a clock that moves only when told.
 struct Harness {
     engine: Engine,
@@ -26,8 +28,8 @@ struct Harness {
     hooks: Vec<HookJob>,
     /// Calls whose hook queues the engine said could close.
     gone: usize,
-    /// Answers hooks the call waits for.
-    answer: Box<dyn FnMut(&HookJob) -> HookOutcome>,
+    /// Answers hooks the call waits for (`None`: the hook side never answers).
+    answer: Box<Answerer>,
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -54,7 +56,7 @@ impl Harness {
             sent: Vec::new(),
             hooks: Vec::new(),
             gone: 0,
-            answer: Box::new(|_| Ok(Answer::Nothing)),
+            answer: Box::new(|_| Some(Ok(Answer::Nothing))),
         }
     }
 
@@ -66,8 +68,7 @@ impl Harness {
                     self.sent.push((self.now - self.start, Sip(bytes)));
                 }
                 Output::Hook(job) => {
-                    if let Some(reply) = job.reply {
-                        let outcome = (self.answer)(&job);
+                    if let Some((reply, outcome)) = job.reply.zip((self.answer)(&job)) {
                         self.engine.handle_hook_reply(
                             self.now,
                             HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome },
@@ -295,6 +296,38 @@ fn no_100_trying_when_the_application_answers_at_once() {
     h.deliver(&invite_text(addr(CARRIER), addr(BATON), "later", ""));
     let codes: Vec<_> = h.take().iter().filter_map(|(_, m)| m.status()).collect();
     assert_eq!(codes, vec![100, 200], "a 100 while the hook is awaited");
+}
+
+/// Every piece of state has a deadline: a hook the call needs that is never answered (the
+/// hook side's retries are per hook and can outlast anything) lets the call go on as if it
+/// had failed once `--hook-wait` has passed.
+#[test]
+fn a_hook_that_never_answers_is_given_up_at_hook_wait() {
+    // The call hook: the INVITE waits with a 100, then is refused.
+    let mut h = Harness::with(json!([{"verb": "hangup"}]), |s| {
+        s.app = None;
+        s.call_hook = Some(Hook::post("http://hooks/call"));
+    });
+    h.answer = Box::new(|_| None);
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "silent-call-hook", ""));
+    h.advance(Duration::from_millis(29_999));
+    let codes: Vec<_> = h.sent.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(codes, vec![100]);
+    h.advance(Duration::from_millis(1));
+    let (at, refusal) = h.sent.last().unwrap();
+    assert_eq!((*at, refusal.status()), (Duration::from_secs(30), Some(480)));
+    assert!(refusal.raw("X-Reason").unwrap().contains("--hook-wait"), "{}", refusal.text());
+
+    // An actionHook: the application goes on with its next verb.
+    let mut h = Harness::with(json!([{"verb": "redirect", "actionHook": "/next"}, {"verb": "hangup"}]), |s| {
+        s.hook_wait = Duration::from_secs(5)
+    });
+    h.answer = Box::new(|_| None);
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "silent-action-hook", ""));
+    h.advance(Duration::from_millis(4_999));
+    assert_eq!(h.sent.iter().filter_map(|(_, m)| m.status()).collect::<Vec<_>>(), vec![100]);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.sent.last().unwrap().1.status(), Some(603), "the hangup verb ran");
 }
 
 #[test]

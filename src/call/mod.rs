@@ -47,10 +47,11 @@ enum Phase {
 enum Running {
     /// Ready to start the next verb.
     Idle,
-    /// Waiting for a hook's answer.
+    /// Waiting for a hook's answer, until `until` (then it goes on as if the hook failed).
     Hook {
         token: u64,
         after: AfterHook,
+        until: Instant,
     },
     /// The current verb needs the dialog: waiting for the ACK of our 200.
     AwaitAck,
@@ -220,8 +221,7 @@ impl Call {
                 call.respond_invite(ctx, 100, "Trying", &[], None);
                 let body = payload::call_hook(&call, msg, ctx.cfg);
                 let hook = hook.clone();
-                let token = call.hook(ctx, &hook, Payload::Event(body), Some(Expect::Application));
-                call.running = Running::Hook { token, after: AfterHook::Application };
+                call.wait_for(ctx, &hook, Payload::Event(body), Expect::Application, AfterHook::Application);
             }
             (None, None) => call.reject(ctx, "no application is configured"),
         }
@@ -246,6 +246,13 @@ impl Call {
             at: ctx.now,
         }));
         self.hook_seq
+    }
+
+    /// Sends a hook whose answer the application needs, and waits for it: at most
+    /// `--hook-wait`, since the hook side's retries are per hook and may outlast any bound.
+    fn wait_for(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Payload, expect: Expect, after: AfterHook) {
+        let token = self.hook(ctx, hook, body, Some(expect));
+        self.running = Running::Hook { token, after, until: ctx.now + ctx.cfg.hook_wait };
     }
 
     fn report_status(&mut self, ctx: &mut Ctx<'_>, status: Status) {
@@ -496,9 +503,8 @@ impl Call {
             Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + length },
             Verb::Answer => self.finish_verb(ctx, None),
             Verb::Redirect { action_hook } => {
-                let body = payload::call_fields(self);
-                let token = self.hook(ctx, &action_hook, Payload::Event(Value::Object(body)), Some(Expect::Verbs));
-                self.running = Running::Hook { token, after: AfterHook::Replace };
+                let body = Payload::Event(Value::Object(payload::call_fields(self)));
+                self.wait_for(ctx, &action_hook, body, Expect::Verbs, AfterHook::Replace);
             }
             Verb::Tag { data } => {
                 self.customer_data.extend(data);
@@ -526,13 +532,10 @@ impl Call {
     fn finish_verb(&mut self, ctx: &mut Ctx<'_>, action: Option<(Hook, Value)>) {
         self.verb_status(ctx, "finished");
         self.current = None;
-        self.running = match action {
-            Some((hook, body)) => {
-                let token = self.hook(ctx, &hook, Payload::Event(body), Some(Expect::Verbs));
-                Running::Hook { token, after: AfterHook::Replace }
-            }
-            None => Running::Idle,
-        };
+        match action {
+            Some((hook, body)) => self.wait_for(ctx, &hook, Payload::Event(body), Expect::Verbs, AfterHook::Replace),
+            None => self.running = Running::Idle,
+        }
     }
 
     /// `caller_gone`: the far end hung up during the transfer.
@@ -565,7 +568,7 @@ impl Call {
 
     pub fn on_hook_reply(&mut self, ctx: &mut Ctx<'_>, token: u64, outcome: HookOutcome) {
         let after = match &self.running {
-            Running::Hook { token: waiting, after } if *waiting == token => after.clone(),
+            Running::Hook { token: waiting, after, .. } if *waiting == token => after.clone(),
             _ => return,
         };
         match (after, outcome) {
@@ -894,13 +897,18 @@ impl Call {
                     self.complete_refer(ctx, outcome, false);
                 }
             }
+            Running::Hook { token, until, .. } if *until <= now => {
+                let token = *token;
+                let why = format!("no answer within {} s (--hook-wait)", ctx.cfg.hook_wait.as_secs_f64());
+                self.on_hook_reply(ctx, token, Err(why));
+            }
             _ => {}
         }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
         let running = match &self.running {
-            Running::Pause { until } => Some(*until),
+            Running::Pause { until } | Running::Hook { until, .. } => Some(*until),
             Running::Refer { transfer, .. } => transfer.deadline(),
             _ => None,
         };

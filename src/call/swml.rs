@@ -2,7 +2,7 @@
 //! results back as variables (SPEC §3).
 
 use super::refer::Outcome;
-use super::{payload, AfterHook, Call, Ctx, Next, Phase, Program, Running};
+use super::{payload, AfterHook, Call, Ctx, Next, Phase, Program};
 use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
 use crate::app::{Application, BasicAuth, Hook, HttpMethod, Refer, Step, Verb};
@@ -88,16 +88,15 @@ impl Call {
                 let headers =
                     r.headers.iter().map(|(k, v)| (k.clone(), crate::app::swml::expr::text(v))).collect::<Vec<_>>();
                 let hook = Hook { url: r.url.clone(), method, auth: None };
-                let token = self.hook(ctx, &hook, Payload::Request { body: r.body, headers }, Some(Expect::Http));
-                self.running =
-                    Running::Hook { token, after: AfterHook::SwmlRequest { url: r.url, save: r.save_variables } };
+                let after = AfterHook::SwmlRequest { url: r.url, save: r.save_variables };
+                self.wait_for(ctx, &hook, Payload::Request { body: r.body, headers }, Expect::Http, after);
                 Next::Waiting
             }
             Action::Fetch { url, params, execute } => {
                 let vars = self.machine().map(|m| m.vars().clone()).unwrap_or_default();
                 let body = json!({"call": payload::call_fields(self), "vars": vars, "params": params});
-                let token = self.hook(ctx, &Hook::post(url), Payload::Event(body), Some(Expect::Swml));
-                self.running = Running::Hook { token, after: AfterHook::SwmlFetch { params, execute } };
+                let after = AfterHook::SwmlFetch { params, execute };
+                self.wait_for(ctx, &Hook::post(url), Payload::Event(body), Expect::Swml, after);
                 Next::Waiting
             }
             Action::End => Next::End,

@@ -166,7 +166,7 @@ struct Tally {
 }
 
 /// After a call moved: counts and forgets it if it ended, else arms its next retransmission.
-fn settle(n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut Wheel<u64>, tally: &mut Tally) {
+fn settle(now: Instant, n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut Wheel<u64>, tally: &mut Tally) {
     let Some(call) = calls.get(&n) else { return };
     match call.stage {
         Stage::Done => tally.completed += 1,
@@ -174,7 +174,7 @@ fn settle(n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut Wheel<u64>, t
         Stage::Failed(why) => *tally.failures.entry(why).or_insert(0) += 1,
         _ => {
             if let Some(at) = call.deadline() {
-                timers.insert(at, n);
+                timers.insert(now, at, n);
             }
             return;
         }
@@ -213,7 +213,7 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
             let (call, invite) = LoadCall::start(format!("{prefix}{started}"), me, cfg.target, intended, now);
             io.send(me, cfg.target, invite);
             calls.insert(started, call);
-            settle(started, &mut calls, &mut timers, &mut tally);
+            settle(now, started, &mut calls, &mut timers, &mut tally);
             started += 1;
         }
         if started == total && end_by.is_none() {
@@ -226,7 +226,7 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
             if let Some(bytes) = call.on_timeout(now) {
                 io.send(me, cfg.target, bytes);
             }
-            settle(n, &mut calls, &mut timers, &mut tally);
+            settle(now, n, &mut calls, &mut timers, &mut tally);
         }
         if cfg.progress && now.duration_since(last_progress) >= Duration::from_secs(1) {
             last_progress = now;
@@ -260,7 +260,7 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
                 let _ = latency.record(l.as_micros().max(1) as u64);
             }
             retransmissions += u64::from(fx.retransmissions);
-            settle(n, &mut calls, &mut timers, &mut tally);
+            settle(now, n, &mut calls, &mut timers, &mut tally);
         })?;
         for bytes in out.drain(..) {
             io.send(me, cfg.target, bytes);
