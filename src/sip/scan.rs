@@ -193,12 +193,16 @@ mod tests {
 
     #[test]
     fn finds_every_feed_across_blocks_and_in_the_tail() {
-        let buf = b"a\nbcdefghijklmno\n\nqrstuvwxyz0123456789\n\n";
+        // Feeds at a block's first and last byte, across three blocks and a short tail.
+        let mut buf = vec![b'x'; 3 * BLOCK + 5];
+        for i in [0, 1, BLOCK - 1, BLOCK, 2 * BLOCK + 7, 3 * BLOCK - 1, 3 * BLOCK + 4] {
+            buf[i] = b'\n';
+        }
         let expected: Vec<usize> = buf.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
-        assert_eq!(feeds(buf), expected);
+        assert_eq!(feeds(&buf), expected);
         assert_eq!(feeds(b""), Vec::<usize>::new());
-        assert_eq!(feeds(&[b'x'; 48]), Vec::<usize>::new());
-        assert_eq!(feeds(&[b'\n'; 33]), (0..33).collect::<Vec<_>>());
+        assert_eq!(feeds(&[b'x'; 3 * BLOCK]), Vec::<usize>::new());
+        assert_eq!(feeds(&[b'\n'; BLOCK + 1]), (0..=BLOCK).collect::<Vec<_>>());
     }
 
     #[test]
@@ -210,18 +214,22 @@ mod tests {
         assert!(s.ascii_through(first));
         let second = s.next().unwrap();
         assert!(!s.ascii_through(second));
-        let mut buf = b"0123456789abcdef0123\n".to_vec();
-        buf[3] = 0xc3;
+        for high in [3, BLOCK - 1, BLOCK + 2] {
+            let mut buf = vec![b'x'; BLOCK + 8];
+            buf[BLOCK + 5] = b'\n';
+            buf[high] = 0xc3;
+            let mut s = LineFeeds::new(&buf);
+            let at = s.next().unwrap();
+            assert!(!s.ascii_through(at), "a high byte at {high}");
+        }
+        // The last byte of a block, and the first of the next.
+        let mut buf = vec![b'x'; BLOCK + 2];
+        (buf[BLOCK - 1], buf[BLOCK]) = (b'\n', b'\n');
+        buf[BLOCK + 1] = 0xc3;
         let mut s = LineFeeds::new(&buf);
-        let at = s.next().unwrap();
-        assert!(!s.ascii_through(at));
-        buf[3] = b'3';
-        let mut s = LineFeeds::new(&buf);
-        let at = s.next().unwrap();
-        assert!(s.ascii_through(at));
-        // The last byte of a block.
-        let mut s = LineFeeds::new(b"0123456789abcde\n");
-        assert_eq!(s.next(), Some(15));
-        assert!(s.ascii_through(15));
+        assert_eq!(s.next(), Some(BLOCK - 1));
+        assert!(s.ascii_through(BLOCK - 1));
+        assert_eq!(s.next(), Some(BLOCK));
+        assert!(s.ascii_through(BLOCK), "the high byte comes after this feed");
     }
 }
