@@ -127,7 +127,7 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     let mut body = body_all;
     let mut lengths = msg.headers.iter().filter(|h| h.name == Name::ContentLength).map(|h| h.value);
     if let Some(cl) = lengths.next() {
-        let n: usize = cl.parse().map_err(|_| ParseError::BadContentLength)?;
+        let n = content_length(cl).ok_or(ParseError::BadContentLength)?;
         if lengths.any(|other| other != cl) {
             return Err(ParseError::BadContentLength);
         }
@@ -135,6 +135,17 @@ pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError>
     }
     msg.body = body;
     Ok(msg)
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 3261 §20.14): no sign, no white space inside.
+fn content_length(value: &str) -> Option<usize> {
+    if value.is_empty() {
+        return None;
+    }
+    value.bytes().try_fold(0usize, |n, b| match b {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(usize::from(b - b'0')),
+        _ => None,
+    })
 }
 
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, &str), ParseError> {
@@ -342,6 +353,10 @@ SIP/2.0 180 Ringing\r\n";
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n").unwrap_err(), ParseError::BadHeaderLine);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: 99\r\n\r\nshort").unwrap_err(), ParseError::TruncatedBody);
         assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err(), ParseError::BadContentLength);
+        // RFC 3261 §20.14: 1*DIGIT, so no sign, and no overflow into a small number.
+        assert_eq!(parse(b"INVITE sip:a@b SIP/2.0\r\nl: +0\r\n\r\n").unwrap_err(), ParseError::BadContentLength);
+        let huge = b"INVITE sip:a@b SIP/2.0\r\nl: 99999999999999999999999\r\n\r\n";
+        assert_eq!(parse(huge).unwrap_err(), ParseError::BadContentLength);
         assert_eq!(parse(b"SIP/2.0 99 Low\r\n\r\n").unwrap_err(), ParseError::BadStartLine);
         let many = format!("OPTIONS sip:a@b SIP/2.0\r\n{}\r\n", "X-A: 1\r\n".repeat(200));
         assert_eq!(parse(many.as_bytes()).unwrap_err(), ParseError::TooManyHeaders);

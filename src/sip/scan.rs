@@ -94,6 +94,9 @@ impl<'a> LineFeeds<'a> {
     /// Whether no byte up to and including `at` (a feed already handed out) is above 0x7f.
     #[inline(always)]
     fn ascii_through(&self, at: usize) -> bool {
+        if self.high == 0 {
+            return !self.high_before;
+        }
         let bits = (2u64 << (at - self.block)) - 1;
         !self.high_before && u64::from(self.high) & bits == 0
     }
