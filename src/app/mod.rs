@@ -13,8 +13,15 @@ use std::time::Duration;
 /// An application: jambonz verbs, or a SWML document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Application {
-    Verbs(Vec<Step>),
+    /// Shared by every call that runs it: a call keeps its place, not a copy.
+    Verbs(Arc<[Arc<Step>]>),
     Swml(Arc<swml::Document>),
+}
+
+impl Application {
+    pub fn verbs(steps: Vec<Step>) -> Application {
+        Application::Verbs(steps.into_iter().map(Arc::new).collect())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

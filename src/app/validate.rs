@@ -100,7 +100,7 @@ pub fn application(value: &Value) -> Result<Application, Vec<DocError>> {
     if steps.is_empty() {
         return Err(doc_error("the document holds no verbs"));
     }
-    Ok(Application::Verbs(steps))
+    Ok(Application::verbs(steps))
 }
 
 /// A JSON array of verbs (an actionHook answer may be empty: the application goes on).

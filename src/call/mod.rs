@@ -19,7 +19,6 @@ use crate::sip::{digest, sdp, sipfrag};
 use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,13 +86,14 @@ enum AfterHook {
 
 /// What the call runs: jambonz verbs in order, or a SWML machine.
 enum Program {
-    Verbs(VecDeque<Step>),
+    /// The steps and the index of the next one.
+    Verbs(Arc<[Arc<Step>]>, usize),
     Swml(Box<crate::app::swml::run::Machine>),
 }
 
 /// The next thing the program asks for.
 enum Next {
-    Step(Step),
+    Step(Arc<Step>),
     /// A hook the program needs was sent; the call waits for it.
     Waiting,
     End,
@@ -154,7 +154,7 @@ pub struct Call {
     answered_at: Option<Instant>,
     termination_by: Option<&'static str>,
     program: Program,
-    current: Option<Step>,
+    current: Option<Arc<Step>>,
     running: Running,
     customer_data: Map<String, Value>,
     notify_events: bool,
@@ -196,7 +196,7 @@ impl Call {
             our_sdp: None,
             answered_at: None,
             termination_by: None,
-            program: Program::Verbs(VecDeque::new()),
+            program: Program::Verbs(Arc::new([]), 0),
             current: None,
             running: Running::Idle,
             customer_data: Map::new(),
@@ -265,7 +265,7 @@ impl Call {
 
     /// Voice Gateway's `verb:status` events (SPEC §4).
     fn verb_status(&mut self, ctx: &mut Ctx<'_>, event: &str) {
-        let (Some(step), Some(hook)) = (&self.current, &ctx.cfg.status_hook) else { return };
+        let (Some(step), Some(hook)) = (self.current.as_deref(), &ctx.cfg.status_hook) else { return };
         let Some(id) = step.id.as_deref().filter(|_| self.notify_events) else { return };
         let body = json!({"type": "verb:status", "call_sid": &*self.sid,
                           "data": {"id": id, "name": step.verb.name(), "event": event}});
@@ -473,7 +473,7 @@ impl Call {
 
     fn start_current(&mut self, ctx: &mut Ctx<'_>) {
         let Some(step) = self.current.clone() else { return };
-        match step.verb {
+        match &step.verb {
             Verb::Refer(r) => {
                 let host = ctx.cfg.refer_domain.clone().unwrap_or_else(|| self.dialog.remote_host());
                 let mut headers = vec![("Refer-To".to_string(), refer::address(&r.refer_to, None, &host))];
@@ -491,27 +491,27 @@ impl Call {
             }
             Verb::Decline { status, reason: why, headers } => {
                 if self.phase == Phase::Early {
-                    let why = why.unwrap_or_else(|| reason(status).to_string());
-                    self.respond_invite(ctx, status, &why, &headers, None);
+                    let why = why.as_deref().unwrap_or_else(|| reason(*status));
+                    self.respond_invite(ctx, *status, why, headers, None);
                     self.end(ctx, Status::Failed, Some("baton"));
                 } else {
                     tracing::warn!(call_sid = %self.sid, "sip:decline on an answered call is skipped");
                     self.finish_verb(ctx, None);
                 }
             }
-            Verb::Hangup { headers } => self.hang_up(ctx, &headers),
-            Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + length },
+            Verb::Hangup { headers } => self.hang_up(ctx, headers),
+            Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + *length },
             Verb::Answer => self.finish_verb(ctx, None),
             Verb::Redirect { action_hook } => {
                 let body = Payload::Event(Value::Object(payload::call_fields(self)));
-                self.wait_for(ctx, &action_hook, body, Expect::Verbs, AfterHook::Replace);
+                self.wait_for(ctx, action_hook, body, Expect::Verbs, AfterHook::Replace);
             }
             Verb::Tag { data } => {
-                self.customer_data.extend(data);
+                self.customer_data.extend(data.clone());
                 self.finish_verb(ctx, None);
             }
             Verb::Config { notify_events } => {
-                if let Some(n) = notify_events {
+                if let Some(n) = *notify_events {
                     self.notify_events = n;
                 }
                 self.finish_verb(ctx, None);
@@ -540,7 +540,7 @@ impl Call {
 
     /// `caller_gone`: the far end hung up during the transfer.
     fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
-        let (verb_id, action_hook) = match &self.current {
+        let (verb_id, action_hook) = match self.current.as_deref() {
             Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
             _ => (None, None),
         };
@@ -602,14 +602,20 @@ impl Call {
     /// Makes `app` the rest of the call's application.
     fn install(&mut self, ctx: &mut Ctx<'_>, app: Application) {
         self.program = match app {
-            Application::Verbs(steps) => Program::Verbs(steps.into()),
+            Application::Verbs(steps) => Program::Verbs(steps, 0),
             Application::Swml(doc) => Program::Swml(Box::new(self.swml_machine(ctx, doc))),
         };
     }
 
     fn next_step(&mut self, ctx: &mut Ctx<'_>) -> Next {
         match &mut self.program {
-            Program::Verbs(steps) => steps.pop_front().map_or(Next::End, Next::Step),
+            Program::Verbs(steps, next) => match steps.get(*next) {
+                Some(step) => {
+                    *next += 1;
+                    Next::Step(step.clone())
+                }
+                None => Next::End,
+            },
             Program::Swml(machine) => {
                 let action = machine.advance();
                 self.swml_action(ctx, action)
@@ -737,7 +743,7 @@ impl Call {
     }
 
     fn fire_event_hook(&mut self, ctx: &mut Ctx<'_>, code: u16) {
-        let Some(Step { id, verb: Verb::Refer(r) }) = &self.current else { return };
+        let Some(Step { id, verb: Verb::Refer(r) }) = self.current.as_deref() else { return };
         let Some(hook) = r.event_hook.clone() else { return };
         let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &*self.sid});
         if let Some(id) = id {
@@ -774,7 +780,7 @@ impl Call {
     /// second challenge is final unless it says the nonce was only stale.
     fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, branch: &str) -> bool {
         const MAX_CHALLENGES: u8 = 3;
-        let Some(Step { verb: Verb::Refer(r), .. }) = &self.current else { return false };
+        let Some(Step { verb: Verb::Refer(r), .. }) = self.current.as_deref() else { return false };
         let Some(creds) = r.auth.clone() else { return false };
         let Running::Refer { branch: b, headers, challenges, .. } = &self.running else { return false };
         let (challenge_header, answer_header) = if code == 401 {
@@ -831,7 +837,7 @@ impl Call {
                 body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
                 body.insert("sip_status".into(), json!(code));
                 body.insert("sip_reason".into(), json!(why));
-                let hook = match &self.current {
+                let hook = match self.current.as_deref() {
                     Some(Step { verb: Verb::Request(r), .. }) => r.action_hook.clone(),
                     _ => None,
                 };

@@ -50,12 +50,12 @@ impl Call {
     fn machine(&mut self) -> Option<&mut Machine> {
         match &mut self.program {
             Program::Swml(m) => Some(m),
-            Program::Verbs(_) => None,
+            Program::Verbs(..) => None,
         }
     }
 
     pub(super) fn swml_action(&mut self, ctx: &mut Ctx<'_>, action: Action) -> Next {
-        let step = |verb| Next::Step(Step { id: None, verb });
+        let step = |verb| Next::Step(Arc::new(Step { id: None, verb }));
         match action {
             Action::Answer => step(Verb::Answer),
             Action::Hangup { reason } => match (reason.as_deref(), self.phase) {
@@ -151,7 +151,7 @@ impl Call {
 
     /// A `calling.call.refer` status callback: on the REFER's response and on every NOTIFY.
     pub(super) fn swml_status(&mut self, ctx: &mut Ctx<'_>, refer_code: Option<u16>, notify_code: Option<u16>) {
-        let Some(Step { verb: Verb::Refer(r), .. }) = &self.current else { return };
+        let Some(Step { verb: Verb::Refer(r), .. }) = self.current.as_deref() else { return };
         let Some(hook) = r.status_url.clone() else { return };
         let state = match (refer_code, notify_code) {
             (_, Some(n)) if n >= 200 => state_of(n),

@@ -482,7 +482,7 @@ fn interpret(body: &str, expect: Expect) -> HookOutcome {
         Expect::Verbs => match serde_json::from_str::<serde_json::Value>(body) {
             Ok(value @ serde_json::Value::Array(_)) => match parse_verbs(&value).map_err(problems)? {
                 steps if steps.is_empty() => Ok(Answer::Nothing),
-                steps => Ok(Answer::Application(Application::Verbs(steps))),
+                steps => Ok(Answer::Application(Application::verbs(steps))),
             },
             _ => Ok(Answer::Nothing),
         },
