@@ -5,7 +5,8 @@
 #      C floor (c/minimal-engine.c): CPU µs per transfer
 #   2. `baton load` at rising rates, baton (one shard) and the generator each pinned to a
 #      core: throughput, failures, latency and CPU µs per transfer, on each I/O backend,
-#      and the C floor the same way (what this machine allows on the day)
+#      the C floor the same way (what this machine allows on the day), then each backend
+#      again with coalescing off (--coalesce-us 0)
 #   3. the same with hooks on: four per transfer, batched, to the generator's hook sink
 #   4. 100,000 calls parked at once (answered, waiting before the REFER): memory per call
 # IO=uring|epoll picks the backend of parts 1, 3 and 4 (default: auto).
@@ -43,6 +44,12 @@ if command -v sipp >/dev/null; then
   carrier 16700; rc=$?
   ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
   echo "baton: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
+  # At this rate the default coalescing (200 µs) would gather fewer than two datagrams a
+  # wait, so it stays off; gathering for 2 ms trades that much latency per message for CPU.
+  pid=$(start_baton 16706 "$here/apps/transfer.json" --coalesce-us 2000)
+  carrier 16706; rc=$?
+  ticks=$(cpu_ticks "$pid"); stop_baton "$pid"
+  echo "baton --coalesce-us 2000: sipp exit $rc; CPU $(( ticks * 1000000 / tck / 10000 )) µs per transfer"
   (cd "$work" && taskset -c 0 sipp -sf "$here/sipp/engine/transfer-engine.xml" -i 127.0.0.1 -p 16702 \
       -buff_size 4194304 -nostdin -bg >/dev/null 2>&1)
   sleep 0.3
@@ -91,12 +98,15 @@ $(hook_ack "$METRICS")"
   echo "$label rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency|hooks|hook ack)' | tr '\n' ' ')"
 }
 
-echo "== 2. baton load at rising rates, 5 s each, hooks off"
+echo "== 2. baton load at rising rates, 5 s each, hooks off (coalescing at its default, then off)"
 port=16710
-for io in epoll uring "C floor"; do
+for io in epoll uring "C floor" "epoll no-coalesce" "uring no-coalesce"; do
   for rate in 1000 5000 10000 12500 15000 18000; do
     port=$((port + 2))
-    IO=$io load_at "$io" "$port" "$rate" "$here/apps/transfer.json"
+    case $io in
+      *no-coalesce) IO=${io% *} load_at "$io" "$port" "$rate" "$here/apps/transfer.json" --coalesce-us 0 ;;
+      *) IO=$io load_at "$io" "$port" "$rate" "$here/apps/transfer.json" ;;
+    esac
   done
 done
 

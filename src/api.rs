@@ -146,6 +146,9 @@ impl Metrics {
         };
         by_shard("calls_total", "Calls admitted by each shard.", &|g| g.stats.calls);
         by_shard("received_total", "Datagrams read from each shard's sockets.", &|g| g.io.received);
+        by_shard("turns_total", "Turns of each shard's loop (its wake-ups; coalescing makes them fewer).", &|g| {
+            g.io.turns
+        });
         by_shard("handed_off_total", "Datagrams a shard received and handed to the shard that owns them.", &|g| {
             g.io.handed_off
         });

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     /// Reactor threads, each with its own sockets on every listen address.
     pub shards: usize,
     pub io: IoMode,
+    /// How long a shard gathers steadily arriving datagrams before it wakes for them.
+    pub coalesce: Duration,
     /// Pin shard N to core N (mod the cores there are).
     pub pin: bool,
 }
@@ -38,6 +40,7 @@ impl Default for ServerConfig {
             metrics: None,
             shards: 1,
             io: IoMode::Auto,
+            coalesce: crate::io::COALESCE,
             pin: false,
         }
     }
@@ -105,13 +108,13 @@ impl Server {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
             let grace = config.grace;
-            let io = config.io;
+            let (io, coalesce) = (config.io, config.coalesce);
             let thread = std::thread::Builder::new().name(format!("baton-shard-{i}")).spawn(move || {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
                 // Opened here: a ring belongs to the thread that submits to it.
-                let backend = match crate::io::open(io, sockets, peers[i].waker.clone()) {
+                let backend = match crate::io::open(io, sockets, peers[i].waker.clone(), coalesce) {
                     Ok((backend, name)) => {
                         let _ = ready.send(Ok(name));
                         backend
@@ -142,7 +145,7 @@ impl Server {
                 }
             }
         }
-        tracing::info!(shards, io = server.io, "shards running");
+        tracing::info!(shards, io = server.io, coalesce_us = config.coalesce.as_micros() as u64, "shards running");
         Ok(server)
     }
 

@@ -1,5 +1,6 @@
 //! The portable backend: epoll (mio) for readiness, recvmmsg and sendmmsg for the data.
 
+use super::gather::Gather;
 use super::mmsg::{RecvBatch, SendQueue};
 use super::{Backend, Datagram, Waker, MAX_DATAGRAM, READ_BUDGET};
 use mio::unix::SourceFd;
@@ -9,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -27,10 +28,11 @@ pub struct Epoll {
     sockets: Vec<Sock>,
     waker: Arc<Waker>,
     batch: RecvBatch,
+    gather: Gather,
 }
 
 impl Epoll {
-    pub fn new(sockets: Vec<(Socket, SocketAddr)>, waker: Arc<Waker>) -> io::Result<Epoll> {
+    pub fn new(sockets: Vec<(Socket, SocketAddr)>, waker: Arc<Waker>, gather: Gather) -> io::Result<Epoll> {
         let poll = Poll::new()?;
         for (i, (socket, _)) in sockets.iter().enumerate() {
             poll.registry().register(&mut SourceFd(&socket.as_raw_fd()), Token(i), Interest::READABLE)?;
@@ -40,7 +42,14 @@ impl Epoll {
             .into_iter()
             .map(|(socket, local)| Sock { socket, local, ready: true, out: SendQueue::default() })
             .collect();
-        Ok(Epoll { poll, events: Events::with_capacity(64), sockets, waker, batch: RecvBatch::new(MAX_DATAGRAM) })
+        Ok(Epoll {
+            poll,
+            events: Events::with_capacity(64),
+            sockets,
+            waker,
+            batch: RecvBatch::new(MAX_DATAGRAM),
+            gather,
+        })
     }
 }
 
@@ -48,7 +57,13 @@ impl Backend for Epoll {
     fn turn(&mut self, timeout: Option<Duration>, deliver: &mut dyn FnMut(Datagram<'_>)) -> io::Result<bool> {
         self.flush();
         let pending = self.sockets.iter().any(|s| s.ready);
-        match self.poll.poll(&mut self.events, if pending { Some(Duration::ZERO) } else { timeout }) {
+        let mut timeout = if pending { Some(Duration::ZERO) } else { timeout };
+        if let Some(wait) = self.gather.wait(timeout) {
+            // What arrives meanwhile waits in the sockets and is read below in one batch.
+            std::thread::sleep(wait);
+            timeout = timeout.map(|t| t.saturating_sub(wait));
+        }
+        match self.poll.poll(&mut self.events, timeout) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
         }
@@ -63,10 +78,14 @@ impl Backend for Epoll {
             }
         }
         let mut budget = READ_BUDGET;
+        let mut delivered = 0;
         for s in &mut self.sockets {
             let local = s.local;
             while s.ready && budget > 0 {
-                let mut each = |src, data: &[u8]| deliver(Datagram { local, src, data });
+                let mut each = |src, data: &[u8]| {
+                    delivered += 1;
+                    deliver(Datagram { local, src, data })
+                };
                 match self.batch.recv(s.socket.as_raw_fd(), &mut each) {
                     // Fewer than asked: the socket is empty now; the next datagram is a new edge.
                     Ok(n) if n < super::mmsg::BATCH => {
@@ -83,6 +102,7 @@ impl Backend for Epoll {
                 }
             }
         }
+        self.gather.turned(delivered, Instant::now());
         Ok(self.sockets.iter().any(|s| s.ready))
     }
 

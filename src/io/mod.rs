@@ -3,6 +3,7 @@
 //! and its wake-up; the shard loop above it is the same for both.
 
 mod epoll;
+mod gather;
 mod mmsg;
 mod socket;
 mod uring;
@@ -35,7 +36,8 @@ pub struct Datagram<'a> {
 
 pub trait Backend {
     /// Sends what is queued, sleeps until a datagram or a wake-up arrives or `timeout`
-    /// passes, then hands the datagrams received (up to a budget) to `deliver`. True when
+    /// passes (while datagrams arrive steadily, first gathers them for up to the coalescing
+    /// time), then hands the datagrams received (up to a budget) to `deliver`. True when
     /// more may be waiting: the caller should come back without sleeping.
     fn turn(&mut self, timeout: Option<Duration>, deliver: &mut dyn FnMut(Datagram<'_>)) -> std::io::Result<bool>;
     /// Queues a datagram to send from the socket bound to `local` (or the first).
@@ -44,29 +46,43 @@ pub trait Backend {
     fn flush(&mut self);
 }
 
+/// How long a shard gathers steadily arriving datagrams by default (`--coalesce-us`):
+/// at 10,000 transfers/s it cuts the CPU per transfer by about a quarter here, for about
+/// 0.4 ms more median latency (perf/run.sh).
+pub const COALESCE: Duration = Duration::from_micros(200);
+/// The longest allowed: well under T1, so coalescing can never look like loss.
+pub const COALESCE_MAX: Duration = Duration::from_millis(50);
+
 /// Datagrams read in one turn before timers and the inboxes get theirs.
 const READ_BUDGET: usize = 512;
 /// The largest UDP payload, so nothing is truncated.
 const MAX_DATAGRAM: usize = 65_536;
 
-/// Opens a shard's backend over its bound sockets, woken by `waker`. `Auto` tries
-/// io_uring and falls back to epoll; the name of the one chosen comes back for the log.
+/// Opens a shard's backend over its bound sockets, woken by `waker`, gathering datagrams
+/// for up to `coalesce` while they arrive steadily (see `gather`). `Auto` tries io_uring
+/// and falls back to epoll; the name of the one chosen comes back for the log. Call it on
+/// the thread that will turn the backend.
 pub fn open(
     mode: IoMode,
     sockets: Vec<(socket2::Socket, SocketAddr)>,
     waker: Arc<Waker>,
+    coalesce: Duration,
 ) -> std::io::Result<(Box<dyn Backend>, &'static str)> {
+    if !coalesce.is_zero() {
+        gather::tighten_timer_slack();
+    }
+    let gather = gather::Gather::new(coalesce, std::time::Instant::now());
     match mode {
-        IoMode::Epoll => Ok((Box::new(epoll::Epoll::new(sockets, waker)?), "epoll")),
-        IoMode::Uring => match uring::Uring::new(sockets, waker) {
+        IoMode::Epoll => Ok((Box::new(epoll::Epoll::new(sockets, waker, gather)?), "epoll")),
+        IoMode::Uring => match uring::Uring::new(sockets, waker, gather) {
             Ok(b) => Ok((Box::new(b), "io_uring")),
-            Err((e, _)) => Err(std::io::Error::new(e.kind(), format!("--io uring: {e}"))),
+            Err((e, ..)) => Err(std::io::Error::new(e.kind(), format!("--io uring: {e}"))),
         },
-        IoMode::Auto => match uring::Uring::new(sockets, waker.clone()) {
+        IoMode::Auto => match uring::Uring::new(sockets, waker.clone(), gather) {
             Ok(b) => Ok((Box::new(b), "io_uring")),
-            Err((e, sockets)) => {
+            Err((e, sockets, gather)) => {
                 tracing::info!(error = %e, "io_uring is not available here; using epoll");
-                Ok((Box::new(epoll::Epoll::new(sockets, waker)?), "epoll"))
+                Ok((Box::new(epoll::Epoll::new(sockets, waker, gather)?), "epoll"))
             }
         },
     }

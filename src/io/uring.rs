@@ -9,6 +9,7 @@
 //! send's buffer is free as soon as the `io_uring_enter` that submitted it returns, and a
 //! wait is never cut short by the completions of our own sends.
 
+use super::gather::Gather;
 use super::mmsg::socket_addr;
 use super::{Backend, Datagram, Waker, MAX_DATAGRAM, READ_BUDGET};
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const RING_ENTRIES: u32 = 1024;
 /// Provided receive buffers (a power of two, as the kernel requires).
@@ -116,6 +117,9 @@ impl Drop for Buffers {
     }
 }
 
+/// Why io_uring could not be set up, and what it was given back.
+pub type Refused = (io::Error, Vec<(Socket, SocketAddr)>, Gather);
+
 pub struct Uring {
     // Dropped first: the kernel lets go of the buffers and sends below.
     uring: IoUring,
@@ -127,14 +131,15 @@ pub struct Uring {
     #[allow(clippy::vec_box)]
     sends: Vec<Box<Outgoing>>,
     completions: Vec<(u64, i32, u32)>,
+    gather: Gather,
+    /// The kernel has the minimum wait (`IORING_FEAT_MIN_TIMEOUT`).
+    min_wait: bool,
 }
 
 impl Uring {
-    /// Sets up the ring; on failure the sockets come back so another backend can use them.
-    pub fn new(
-        sockets: Vec<(Socket, SocketAddr)>,
-        waker: Arc<Waker>,
-    ) -> Result<Uring, (io::Error, Vec<(Socket, SocketAddr)>)> {
+    /// Sets up the ring; on failure the sockets (and the coalescing) come back so another
+    /// backend can use them.
+    pub fn new(sockets: Vec<(Socket, SocketAddr)>, waker: Arc<Waker>, gather: Gather) -> Result<Uring, Refused> {
         let uring = match IoUring::builder()
             .setup_cqsize(RING_ENTRIES * 4)
             .setup_single_issuer()
@@ -142,11 +147,11 @@ impl Uring {
             .build(RING_ENTRIES)
         {
             Ok(u) => u,
-            Err(e) => return Err((e, sockets)),
+            Err(e) => return Err((e, sockets, gather)),
         };
         let buffers = match Buffers::new(&uring) {
             Ok(b) => b,
-            Err(e) => return Err((e, sockets)),
+            Err(e) => return Err((e, sockets, gather)),
         };
         let sockets = sockets
             .into_iter()
@@ -157,7 +162,9 @@ impl Uring {
                 Sock { socket, local, hdr }
             })
             .collect();
-        let mut backend = Uring { uring, buffers, sockets, waker, sends: Vec::new(), completions: Vec::new() };
+        let min_wait = uring.params().is_feature_min_timeout();
+        let mut backend =
+            Uring { uring, buffers, sockets, waker, sends: Vec::new(), completions: Vec::new(), gather, min_wait };
         let armed = (0..backend.sockets.len()).try_for_each(|i| backend.arm_receive(i)).and_then(|()| {
             backend.arm_wake()?;
             backend.uring.submit().map(drop)
@@ -165,8 +172,8 @@ impl Uring {
         match armed {
             Ok(()) => Ok(backend),
             Err(e) => {
-                let Uring { sockets, .. } = backend;
-                Err((e, sockets.into_iter().map(|s| (s.socket, s.local)).collect()))
+                let Uring { sockets, gather, .. } = backend;
+                Err((e, sockets.into_iter().map(|s| (s.socket, s.local)).collect(), gather))
             }
         }
     }
@@ -199,12 +206,27 @@ impl Uring {
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         // Completions are only posted when the ring is entered to wait for them (deferred
         // task work), so even "don't wait" enters asking for one, with a zero timeout.
-        let timeout = if self.uring.completion().is_empty() { timeout } else { Some(Duration::ZERO) };
+        let mut timeout = if self.uring.completion().is_empty() { timeout } else { Some(Duration::ZERO) };
+        let (mut want, mut min_wait) = (1, 0);
+        if let Some(wait) = self.gather.wait(timeout) {
+            if self.min_wait {
+                // Up to a budget's worth, or whatever came once `wait` is over.
+                (want, min_wait) = (READ_BUDGET, wait.as_micros() as u32);
+            } else {
+                let submitted = self.uring.submit();
+                std::thread::sleep(wait);
+                timeout = timeout.map(|t| t.saturating_sub(wait));
+                if let Err(e) = submitted {
+                    tracing::debug!(error = %e, "io_uring submit");
+                }
+            }
+        }
+        let args = SubmitArgs::new().min_wait_usec(min_wait);
         let result = match timeout {
-            None => self.uring.submit_and_wait(1),
+            None => self.uring.submitter().submit_with_args(want, &args),
             Some(t) => {
                 let ts = Timespec::from(t);
-                self.uring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+                self.uring.submitter().submit_with_args(want, &args.timespec(&ts))
             }
         };
         let result = match result {
@@ -259,6 +281,7 @@ impl Backend for Uring {
         self.enter(timeout)?;
         let mut completions = std::mem::take(&mut self.completions);
         completions.extend(self.uring.completion().take(READ_BUDGET).map(|c| (c.user_data(), c.result(), c.flags())));
+        let mut received = 0;
         for &(data, result, flags) in &completions {
             match data {
                 WAKE => {
@@ -268,9 +291,13 @@ impl Backend for Uring {
                     }
                 }
                 SEND => tracing::debug!(error = %io::Error::from_raw_os_error(-result), "sendmsg"),
-                d => self.received((d & !RECV) as usize, result, flags, deliver),
+                d => {
+                    received += 1;
+                    self.received((d & !RECV) as usize, result, flags, deliver);
+                }
             }
         }
+        self.gather.turned(received, Instant::now());
         completions.clear();
         self.completions = completions;
         Ok(!self.uring.completion().is_empty())

@@ -188,7 +188,8 @@ fn settle(now: Instant, n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut
 fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
     let socket = crate::io::bind(cfg.bind)?;
     let me = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
-    let (mut io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?))?;
+    // No coalescing: the generator answers at once, so the latencies it reports are baton's.
+    let (mut io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO)?;
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
     let prefix = format!("load-{:x}-", fastrand::u32(..));

@@ -42,6 +42,8 @@ pub struct Mailbox {
 /// Counters of the shard loop itself, beside the engine's.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Loop {
+    /// Turns of the loop: its wake-ups, for whatever reason.
+    pub turns: u64,
     /// Datagrams read from this shard's sockets.
     pub received: u64,
     /// Of those, handed to the shard that owns them.
@@ -195,6 +197,7 @@ impl Running {
         let counters = &mut self.counters;
         let to_wake = &mut self.to_wake;
         let mut now = None;
+        counters.turns += 1;
         let more = io.turn(timeout, &mut |d: Datagram<'_>| {
             counters.received += 1;
             match route::owner(d.data, shards) {

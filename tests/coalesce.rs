@@ -1,0 +1,94 @@
+//! Coalescing (`--coalesce-us`) against the real binary: steady traffic is gathered into
+//! far fewer wake-ups of the shard with nothing lost, and a request that comes alone is
+//! answered at once however long the coalescing time.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+fn start(coalesce_us: u32) -> (Baton, String) {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let app = write_app(json!([{"verb": "sip:refer", "referTo": "agent"}]));
+    let coalesce = coalesce_us.to_string();
+    let args = [
+        "--app",
+        app.to_str().unwrap(),
+        "--shards",
+        "1",
+        "--pin",
+        "false",
+        "--metrics",
+        &metrics,
+        "--coalesce-us",
+        &coalesce,
+    ];
+    (Baton::start(&args), metrics)
+}
+
+fn options(carrier: &Carrier, n: usize) -> String {
+    let (me, baton) = (carrier.addr(), carrier.baton);
+    format!(
+        "OPTIONS sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-probe-{n}\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{me}>;tag=probe-{n}\r\nTo: <sip:bot@{baton}>\r\nCall-ID: probe-{n}@carrier\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn turns(metrics: &str) -> u64 {
+    sample(&http_get(metrics, "/metrics"), "baton_shard_turns_total{shard=\"0\"}").unwrap()
+}
+
+/// Sends `n` OPTIONS `gap` apart while a thread collects the answers (so none is dropped
+/// by a full receive buffer); the shard's turns meanwhile.
+fn probe(coalesce_us: u32, n: usize, gap: Duration) -> u64 {
+    let (baton, metrics) = start(coalesce_us);
+    let carrier = Carrier::new(baton.addr);
+    let reader = Carrier { sock: carrier.sock.try_clone().unwrap(), baton: baton.addr };
+    let answers = std::thread::spawn(move || {
+        let mut answered = std::collections::HashSet::new();
+        while answered.len() < n {
+            let m = reader.expect_response("OPTIONS", true);
+            assert_eq!(m.status(), Some(200));
+            answered.insert(m.header(baton::sip::header::Name::CallId).unwrap());
+        }
+    });
+    let before = turns(&metrics);
+    for i in 0..n {
+        carrier.send(&options(&carrier, i));
+        std::thread::sleep(gap);
+    }
+    answers.join().expect("every request answered");
+    turns(&metrics) - before
+}
+
+#[test]
+fn steady_traffic_is_gathered_into_fewer_wake_ups_and_none_is_lost() {
+    // One request a millisecond, gathered for up to 20 ms: about 20 a wake-up.
+    let gathered = probe(20_000, 300, Duration::from_millis(1));
+    assert!(gathered < 100, "300 requests took {gathered} turns with 20 ms coalescing");
+    // Without coalescing each request wakes the shard (a loaded machine may batch a few).
+    let one_by_one = probe(0, 300, Duration::from_millis(1));
+    assert!(one_by_one > 2 * gathered, "{one_by_one} turns without coalescing, {gathered} with");
+}
+
+#[test]
+fn a_request_that_comes_alone_is_answered_at_once() {
+    // One every 30 ms would bring fewer than two per 50 ms wait: not worth gathering, so
+    // no request waits for the coalescing time.
+    let (baton, _metrics) = start(50_000);
+    let carrier = Carrier::new(baton.addr);
+    let mut prompt = 0;
+    for i in 0..12 {
+        std::thread::sleep(Duration::from_millis(30));
+        let sent = Instant::now();
+        carrier.send(&options(&carrier, i));
+        assert_eq!(carrier.expect_response("OPTIONS", true).status(), Some(200));
+        if sent.elapsed() < Duration::from_millis(10) {
+            prompt += 1;
+        }
+    }
+    assert!(prompt >= 10, "only {prompt} of 12 lone requests answered within 10 ms");
+}
