@@ -36,6 +36,10 @@ impl Gather {
         Gather { linger, since: now, seen: 0, steady: false, flowing: false }
     }
 
+    pub fn coalescing(&self) -> bool {
+        !self.linger.is_zero()
+    }
+
     /// How long this turn waits for datagrams to gather before it sleeps on them, never
     /// longer than `timeout` (the next timer); `None` when it should not wait.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<Duration> {
