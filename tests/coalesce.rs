@@ -41,20 +41,25 @@ fn turns(metrics: &str) -> u64 {
     sample(&http_get(metrics, "/metrics"), "baton_shard_turns_total{shard=\"0\"}").unwrap()
 }
 
-/// Sends `n` OPTIONS `gap` apart while a thread collects the answers (so none is dropped
-/// by a full receive buffer); the shard's turns meanwhile.
-fn probe(coalesce_us: u32, n: usize, gap: Duration) -> u64 {
-    let (baton, metrics) = start(coalesce_us);
-    let carrier = Carrier::new(baton.addr);
-    let reader = Carrier { sock: carrier.sock.try_clone().unwrap(), baton: baton.addr };
-    let answers = std::thread::spawn(move || {
+/// A thread that collects the answers to `n` OPTIONS, so none is dropped by a full
+/// receive buffer.
+fn collect(carrier: &Carrier, n: usize) -> std::thread::JoinHandle<()> {
+    let reader = Carrier { sock: carrier.sock.try_clone().unwrap(), baton: carrier.baton };
+    std::thread::spawn(move || {
         let mut answered = std::collections::HashSet::new();
         while answered.len() < n {
             let m = reader.expect_response("OPTIONS", true);
             assert_eq!(m.status(), Some(200));
             answered.insert(m.header(baton::sip::header::Name::CallId).unwrap());
         }
-    });
+    })
+}
+
+/// Sends `n` OPTIONS `gap` apart and waits for every answer; the shard's turns meanwhile.
+fn probe(coalesce_us: u32, n: usize, gap: Duration) -> u64 {
+    let (baton, metrics) = start(coalesce_us);
+    let carrier = Carrier::new(baton.addr);
+    let answers = collect(&carrier, n);
     let before = turns(&metrics);
     for i in 0..n {
         carrier.send(&options(&carrier, i));

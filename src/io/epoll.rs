@@ -58,7 +58,7 @@ impl Backend for Epoll {
         self.flush();
         let pending = self.sockets.iter().any(|s| s.ready);
         let mut timeout = if pending { Some(Duration::ZERO) } else { timeout };
-        if let Some(wait) = self.gather.wait(timeout) {
+        if let Some(wait) = self.gather.wait(timeout, Instant::now()) {
             // What arrives meanwhile waits in the sockets and is read below in one batch.
             std::thread::sleep(wait);
             timeout = timeout.map(|t| t.saturating_sub(wait));
@@ -67,6 +67,7 @@ impl Backend for Epoll {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
         }
+        let woke = Instant::now();
         for event in &self.events {
             match event.token() {
                 WAKE => self.waker.reset(),
@@ -102,7 +103,7 @@ impl Backend for Epoll {
                 }
             }
         }
-        self.gather.turned(delivered, Instant::now());
+        self.gather.turned(delivered, woke);
         Ok(self.sockets.iter().any(|s| s.ready))
     }
 

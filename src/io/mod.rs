@@ -47,8 +47,8 @@ pub trait Backend {
 }
 
 /// How long a shard gathers steadily arriving datagrams by default (`--coalesce-us`):
-/// at 10,000 transfers/s it cuts the CPU per transfer by about a quarter here, for about
-/// 0.4 ms more median latency (perf/run.sh).
+/// at 10,000 transfers/s it cuts the CPU per transfer by a quarter to a third here, for
+/// about 0.3 ms more median latency (perf/run.sh).
 pub const COALESCE: Duration = Duration::from_micros(200);
 /// The longest allowed: well under T1, so coalescing can never look like loss.
 pub const COALESCE_MAX: Duration = Duration::from_millis(50);
