@@ -24,7 +24,7 @@ pub struct ServerConfig {
     /// Reactor threads, each with its own sockets on every listen address.
     pub shards: usize,
     pub io: IoMode,
-    /// How long a shard gathers steadily arriving datagrams before it wakes for them.
+    /// While datagrams arrive steadily, a shard wakes at most once per this long.
     pub coalesce: Duration,
     /// Pin shard N to core N (mod the cores there are).
     pub pin: bool,

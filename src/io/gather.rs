@@ -1,6 +1,6 @@
 //! Interrupt coalescing, as a NIC does it for its host: while datagrams arrive steadily, a
-//! shard's turn waits up to `--coalesce-us` before it sleeps on its sockets, so one wake-up
-//! carries a batch of datagrams and the answers they cause leave as one batch. On this
+//! shard wakes at most once per `--coalesce-us`, so one wake-up carries a batch of
+//! datagrams and the answers they cause leave as one batch. On this
 //! machine a wake-up costs more than handling a datagram, so at 10,000 transfers/s this
 //! is the largest single saving measured here (perf/run.sh, README).
 //!

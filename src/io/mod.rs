@@ -36,8 +36,8 @@ pub struct Datagram<'a> {
 
 pub trait Backend {
     /// Sends what is queued, sleeps until a datagram or a wake-up arrives or `timeout`
-    /// passes (while datagrams arrive steadily, first gathers them for up to the coalescing
-    /// time), then hands the datagrams received (up to a budget) to `deliver`. True when
+    /// passes (while datagrams arrive steadily, not before the coalescing time since the
+    /// last wake-up), then hands the datagrams received (up to a budget) to `deliver`. True when
     /// more may be waiting: the caller should come back without sleeping.
     fn turn(&mut self, timeout: Option<Duration>, deliver: &mut dyn FnMut(Datagram<'_>)) -> std::io::Result<bool>;
     /// Queues a datagram to send from the socket bound to `local` (or the first).
@@ -46,9 +46,9 @@ pub trait Backend {
     fn flush(&mut self);
 }
 
-/// How long a shard gathers steadily arriving datagrams by default (`--coalesce-us`):
-/// at 10,000 transfers/s it cuts the CPU per transfer by a quarter to a third here, for
-/// about 0.3 ms more median latency (perf/run.sh).
+/// A shard's shortest time between wake-ups under steady traffic by default
+/// (`--coalesce-us`): at 10,000 transfers/s it cut the CPU per transfer by 10–30 % here,
+/// for 0.2–0.4 ms more median latency (perf/run.sh, README).
 pub const COALESCE: Duration = Duration::from_micros(200);
 /// The longest allowed: well under T1, so coalescing can never look like loss.
 pub const COALESCE_MAX: Duration = Duration::from_millis(50);

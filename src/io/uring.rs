@@ -153,7 +153,7 @@ pub struct Uring {
 impl Uring {
     /// Sets up the ring; on failure the sockets (and the coalescing) come back so another
     /// backend can use them.
-    pub fn new(sockets: Vec<(Socket, SocketAddr)>, waker: Arc<Waker>, gather: Gather) -> Result<Uring, Refused> {
+    pub fn new(sockets: Vec<(Socket, SocketAddr)>, waker: Arc<Waker>, mut gather: Gather) -> Result<Uring, Refused> {
         let uring = match IoUring::builder()
             .setup_cqsize(RING_ENTRIES * 4)
             .setup_single_issuer()
@@ -176,7 +176,6 @@ impl Uring {
                 Sock { socket, local, hdr }
             })
             .collect();
-        let mut gather = gather;
         if gather.coalescing() && !uring.params().is_feature_min_timeout() {
             tracing::info!("io_uring has no minimum wait before Linux 6.12: this shard does not coalesce");
             gather = Gather::new(Duration::ZERO, Instant::now());
