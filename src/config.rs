@@ -112,10 +112,10 @@ pub struct Options {
     /// kernel allows it; the log says which).
     #[arg(long, value_enum, env = "BATON_IO")]
     pub io: Option<IoMode>,
-    /// While datagrams arrive steadily (a wait would gather at least two), a shard wakes at
-    /// most once per this many microseconds, so one wake-up carries a batch: less CPU per
-    /// call at volume, at most this much more latency per message. 0 turns it off (default
-    /// 200, at most 50000).
+    /// While datagrams arrive steadily (a wait would gather from 2 to 16 of them), a shard
+    /// wakes at most once per this many microseconds, so one wake-up carries a batch: less
+    /// CPU per call at volume, at most this much more latency per message. 0 turns it off
+    /// (default 200, at most 50000).
     #[arg(long, value_name = "MICROS")]
     pub coalesce_us: Option<u64>,
     /// Pin shard N to core N (default true).

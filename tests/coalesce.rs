@@ -1,11 +1,13 @@
 //! Coalescing (`--coalesce-us`) against the real binary: steady traffic is gathered into
-//! far fewer wake-ups of the shard with nothing lost, and a request that comes alone is
-//! answered at once however long the coalescing time.
+//! far fewer wake-ups of the shard with nothing lost; a request that comes alone is
+//! answered at once however long the coalescing time, and so is traffic fast enough to
+//! fill a wait many times over.
 
 mod common;
 
 use common::*;
 use serde_json::json;
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -42,40 +44,47 @@ fn turns(metrics: &str) -> u64 {
 }
 
 /// A thread that collects the answers to `n` OPTIONS, so none is dropped by a full
-/// receive buffer.
-fn collect(carrier: &Carrier, n: usize) -> std::thread::JoinHandle<()> {
+/// receive buffer, and returns when each came (by request number).
+fn collect(carrier: &Carrier, n: usize) -> std::thread::JoinHandle<HashMap<usize, Instant>> {
     let reader = Carrier { sock: carrier.sock.try_clone().unwrap(), baton: carrier.baton };
     std::thread::spawn(move || {
-        let mut answered = std::collections::HashSet::new();
+        let mut answered = HashMap::new();
         while answered.len() < n {
             let m = reader.expect_response("OPTIONS", true);
             assert_eq!(m.status(), Some(200));
-            answered.insert(m.header(baton::sip::header::Name::CallId).unwrap());
+            let call_id = m.header(baton::sip::header::Name::CallId).unwrap();
+            let i = call_id.strip_prefix("probe-").and_then(|c| c.strip_suffix("@carrier")).unwrap();
+            answered.insert(i.parse().unwrap(), Instant::now());
         }
+        answered
     })
 }
 
-/// Sends `n` OPTIONS `gap` apart and waits for every answer; the shard's turns meanwhile.
-fn probe(coalesce_us: u32, n: usize, gap: Duration) -> u64 {
+/// Sends `n` OPTIONS `gap` apart and waits for every answer: the shard's turns meanwhile,
+/// and how long each request waited for its answer.
+fn probe(coalesce_us: u32, n: usize, gap: Duration) -> (u64, Vec<Duration>) {
     let (baton, metrics) = start(coalesce_us);
     let carrier = Carrier::new(baton.addr);
     let answers = collect(&carrier, n);
     let before = turns(&metrics);
+    let mut sent = Vec::with_capacity(n);
     for i in 0..n {
+        sent.push(Instant::now());
         carrier.send(&options(&carrier, i));
         std::thread::sleep(gap);
     }
-    answers.join().expect("every request answered");
-    turns(&metrics) - before
+    let answered = answers.join().expect("every request answered");
+    let waited = sent.iter().enumerate().map(|(i, at)| answered[&i].saturating_duration_since(*at)).collect();
+    (turns(&metrics) - before, waited)
 }
 
 #[test]
 fn steady_traffic_is_gathered_into_fewer_wake_ups_and_none_is_lost() {
-    // One request a millisecond, gathered for up to 20 ms: about 20 a wake-up.
-    let gathered = probe(20_000, 300, Duration::from_millis(1));
-    assert!(gathered < 100, "300 requests took {gathered} turns with 20 ms coalescing");
+    // One request a millisecond, gathered for up to 10 ms: about 10 a wake-up.
+    let (gathered, _) = probe(10_000, 300, Duration::from_millis(1));
+    assert!(gathered < 100, "300 requests took {gathered} turns with 10 ms coalescing");
     // Without coalescing each request wakes the shard (a loaded machine may batch a few).
-    let one_by_one = probe(0, 300, Duration::from_millis(1));
+    let (one_by_one, _) = probe(0, 300, Duration::from_millis(1));
     assert!(one_by_one > 2 * gathered, "{one_by_one} turns without coalescing, {gathered} with");
 }
 
@@ -96,4 +105,13 @@ fn a_request_that_comes_alone_is_answered_at_once() {
         }
     }
     assert!(prompt >= 10, "only {prompt} of 12 lone requests answered within 10 ms");
+}
+
+#[test]
+fn traffic_that_would_fill_a_wait_many_times_over_is_not_kept_waiting() {
+    // One request a millisecond would bring 50 per 50 ms wait: past what is worth gathering,
+    // so each is answered as it comes rather than after up to 50 ms.
+    let (_, waited) = probe(50_000, 300, Duration::from_millis(1));
+    let prompt = waited.iter().filter(|w| **w < Duration::from_millis(10)).count();
+    assert!(prompt >= 270, "only {prompt} of 300 answered within 10 ms");
 }
