@@ -24,7 +24,8 @@ pub struct ServerConfig {
     /// Reactor threads, each with its own sockets on every listen address.
     pub shards: usize,
     pub io: IoMode,
-    /// While datagrams arrive steadily, a shard wakes at most once per this long.
+    /// While datagrams arrive steadily (2 to 16 per wait, see `io::gather`), a shard wakes
+    /// at most once per this long.
     pub coalesce: Duration,
     /// Pin shard N to core N (mod the cores there are).
     pub pin: bool,

@@ -128,21 +128,20 @@ mod tests {
     }
 
     #[test]
-    fn does_not_wait_when_a_wait_would_gather_less_than_two() {
-        // 1,000 calls/s from SIPp: about 7 datagrams a millisecond, 1.4 per 200 µs.
-        let (g, now) = fed(200 * US, 7, 1000 * US);
-        assert_eq!(g.wait(None, now), None);
-        let (g, now) = fed(200 * US, 10, 1000 * US);
-        assert_eq!(g.wait(None, now), Some(200 * US), "2 per wait is enough");
-    }
-
-    #[test]
-    fn does_not_wait_when_a_wait_would_gather_enough_without_it() {
-        // 18,000 transfers/s: about 25 datagrams per 200 µs.
-        let (g, now) = fed(200 * US, 25, 200 * US);
-        assert_eq!(g.wait(None, now), None);
-        let (g, now) = fed(200 * US, 15, 200 * US);
-        assert_eq!(g.wait(None, now), Some(200 * US), "15 per wait is still worth gathering");
+    fn waits_only_while_a_wait_would_gather_from_two_to_sixteen() {
+        // (datagrams a turn, one turn every so many µs, expected per 200 µs wait)
+        let cases = [
+            (7, 1000, None),     // SIPp at 1,000 calls/s: 1.4 per wait, not worth a timer
+            (10, 1000, Some(2)), // 2 per wait is enough
+            (15, 200, Some(15)), // still worth gathering
+            (16, 200, None),     // all but a sixteenth of the wake-ups saved already
+            (25, 200, None),     // 18,000 transfers/s: the shard's own batches suffice
+        ];
+        for (n, gap, per_wait) in cases {
+            let (g, now) = fed(200 * US, n, gap * US);
+            let expected = per_wait.map(|_| 200 * US);
+            assert_eq!(g.wait(None, now), expected, "{n} datagrams every {gap} µs ({per_wait:?} per wait)");
+        }
     }
 
     #[test]
