@@ -9,7 +9,7 @@ use crate::sip::parse::{parse_with, Limits, Message, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
 use crate::sip::write::{reason, Writer};
-use crate::timer::Wheel;
+use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids};
 use crate::txn::Timers;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
@@ -174,7 +174,8 @@ enum State {
 
 struct Slot {
     state: State,
-    scheduled: Option<Instant>,
+    /// The call's deadline as armed in the wheel.
+    scheduled: Option<(Instant, TimerId)>,
     /// Counted in `Engine::active` (not ended yet).
     active: bool,
 }
@@ -456,9 +457,7 @@ impl Engine {
         self.timers.expire(now, &mut due);
         for (at, key) in due.drain(..) {
             let Some(slot) = self.calls.get_mut(slot_key(key)) else { continue };
-            if slot.scheduled != Some(at) {
-                continue; // superseded by a later reschedule
-            }
+            debug_assert_eq!(slot.scheduled.map(|(t, _)| t), Some(at), "a moved deadline is removed from the wheel");
             slot.scheduled = None;
             if let State::Live(call) = &mut slot.state {
                 let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
@@ -501,6 +500,9 @@ impl Engine {
         };
         if finished {
             if let Some(slot) = self.calls.remove(slot_key(key)) {
+                if let Some((_, timer)) = slot.scheduled {
+                    self.timers.remove(timer);
+                }
                 match slot.state {
                     State::Live(call) => {
                         self.by_call_id.remove(call.dialog_call_id());
@@ -517,11 +519,12 @@ impl Engine {
         // Never at or before `now`: a deadline a call failed to clear must not spin the
         // timer loop (and with it every call on the shard).
         let next = slot.deadline().map(|t| t.max(now + MIN_TIMER));
-        if next != slot.scheduled {
-            slot.scheduled = next;
-            if let Some(at) = next {
-                self.timers.insert(now, at, key);
+        if next != slot.scheduled.map(|(t, _)| t) {
+            // A deadline that moved must not wake the shard for nothing.
+            if let Some((_, timer)) = slot.scheduled.take() {
+                self.timers.remove(timer);
             }
+            slot.scheduled = next.map(|at| (at, self.timers.insert(now, at, key)));
         }
     }
 

@@ -30,6 +30,8 @@ struct Harness {
     gone: usize,
     /// Answers hooks the call waits for (`None`: the hook side never answers).
     answer: Box<Answerer>,
+    /// Times the engine's next deadline woke the shard (each one a wake-up in a real one).
+    wakeups: usize,
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -57,6 +59,7 @@ impl Harness {
             hooks: Vec::new(),
             gone: 0,
             answer: Box::new(|_| Some(Ok(Answer::Nothing))),
+            wakeups: 0,
         }
     }
 
@@ -94,6 +97,7 @@ impl Harness {
             self.now = self.now.max(at);
             self.engine.handle_timeout(self.now);
             self.drain();
+            self.wakeups += 1;
             fired += 1;
             assert!(fired < 1_000_000, "timers keep firing without the clock moving");
         }
@@ -243,6 +247,32 @@ fn a_whole_transfer_without_sockets() {
     let codes: Vec<_> = h.hooks_to("/event").iter().map(|j| j["call_status"].clone()).collect();
     assert_eq!(codes, vec![json!(100), json!(180), json!(200)]);
     assert_eq!(h.hooks_to("/action").len(), 1);
+}
+
+/// Every answer and response of a transfer moves the call's deadline; each old one must
+/// be disarmed, or it wakes the shard later for nothing (at low rates nearly every such
+/// wake-up is one of its own).
+#[test]
+fn a_finished_transfer_wakes_the_shard_only_when_something_is_due() {
+    let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}]));
+    let to = h.answered_call("quiet");
+    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    h.deliver(&response_text(&refer, 202, ""));
+    let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "quiet", to: &to };
+    for (cseq, status, state) in
+        [(2, "100 Trying", "active"), (3, "180 Ringing", "active"), (4, "200 OK", "terminated")]
+    {
+        h.deliver(&dialog.notify(cseq, refer.cseq().0, status, state));
+    }
+    let bye = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("BYE")).unwrap().1;
+    h.deliver(&response_text(&bye, 200, ""));
+    assert_eq!(h.engine.tombstones(), 1);
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.engine.calls(), 0);
+    assert!(h.take().is_empty());
+    // The tombstone's 32 s is a far deadline: one wake-up as its period begins (to move it
+    // down the wheel), one at its end. Nothing for the deadlines the transfer moved past.
+    assert_eq!(h.wakeups, 2);
 }
 
 #[test]
