@@ -8,7 +8,7 @@ use crate::hooks::job::{HookJob, HookReply};
 use crate::sip::parse::{parse_with, Limits, Message, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
-use crate::sip::write::{reason, Writer};
+use crate::sip::write::{push_socket_addr, reason, Writer};
 use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids};
 use crate::txn::Timers;
@@ -77,18 +77,21 @@ impl Default for Settings {
 impl Settings {
     /// `host:port` for our Contact and Via on a call that arrived at `local`.
     pub fn advertised(&self, local: SocketAddr, invite: &Message<'_>) -> String {
-        if let Some(ip) = self.public_ip {
-            return SocketAddr::new(ip, local.port()).to_string();
-        }
-        if !local.ip().is_unspecified() {
-            return local.to_string();
-        }
-        // Bound to every address: the one the caller dialled is the one it can reach.
-        let dialled = match invite.start {
-            StartLine::Request { uri, .. } => Uri::parse(uri).and_then(|u| u.socket_addr()),
-            StartLine::Response { .. } => None,
+        let addr = if let Some(ip) = self.public_ip {
+            SocketAddr::new(ip, local.port())
+        } else if !local.ip().is_unspecified() {
+            local
+        } else {
+            // Bound to every address: the one the caller dialled is the one it can reach.
+            let dialled = match invite.start {
+                StartLine::Request { uri, .. } => Uri::parse(uri).and_then(|u| u.socket_addr()),
+                StartLine::Response { .. } => None,
+            };
+            dialled.map_or(local, |a| SocketAddr::new(a.ip(), local.port()))
         };
-        dialled.map_or_else(|| local.to_string(), |a| SocketAddr::new(a.ip(), local.port()).to_string())
+        let mut out = String::with_capacity(21);
+        push_socket_addr(&mut out, addr);
+        out
     }
 }
 

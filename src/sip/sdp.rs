@@ -1,7 +1,7 @@
 //! Signalling-only SDP (RFC 3264): baton answers every offered stream with the first
 //! offered codec and a configured direction, and carries no media.
 
-use std::fmt::Write;
+use super::write::push_ip;
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
@@ -25,14 +25,27 @@ impl Direction {
 }
 
 /// Port written in our streams: 9 (discard) since nothing listens for media.
-const NO_MEDIA_PORT: u16 = 9;
+const NO_MEDIA_PORT: &str = "9";
 
 fn session_header(out: &mut String, ip: IpAddr, session: u64) {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let _ = write!(
-        out,
-        "v=0\r\no=baton {session} {session} IN {family} {ip}\r\ns=baton\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
-    );
+    let family = if ip.is_ipv4() { " IN IP4 " } else { " IN IP6 " };
+    let mut n = itoa::Buffer::new();
+    let session = n.format(session);
+    for part in ["v=0\r\no=baton ", session, " ", session, family] {
+        out.push_str(part);
+    }
+    push_ip(out, ip);
+    out.push_str("\r\ns=baton\r\nc=");
+    out.push_str(&family[1..]);
+    push_ip(out, ip);
+    out.push_str("\r\nt=0 0\r\n");
+}
+
+/// Appends the parts of one line, then its CRLF (an answer is written once per call, so
+/// without the formatting machinery, which cost more than the rest of the answer).
+fn push_line(out: &mut String, parts: &[&str]) {
+    parts.iter().for_each(|p| out.push_str(p));
+    out.push_str("\r\n");
 }
 
 /// Builds the answer to `offer`: one `m=` line per offered line, in order. A stream the
@@ -59,14 +72,14 @@ pub fn answer(offer: &[u8], ip: IpAddr, session: u64, dir: Direction) -> Option<
             }
         }
         if port == "0" {
-            let _ = write!(out, "m={media} 0 {proto} {first}\r\n");
+            push_line(&mut out, &["m=", media, " 0 ", proto, " ", first]);
             continue;
         }
-        let _ = write!(out, "m={media} {NO_MEDIA_PORT} {proto} {first}\r\n");
+        push_line(&mut out, &["m=", media, " ", NO_MEDIA_PORT, " ", proto, " ", first]);
         if let Some(map) = rtpmap {
-            let _ = write!(out, "a=rtpmap:{map}\r\n");
+            push_line(&mut out, &["a=rtpmap:", map]);
         }
-        let _ = write!(out, "{}\r\n", dir.attr());
+        push_line(&mut out, &[dir.attr()]);
     }
     (streams > 0).then_some(out)
 }
@@ -75,11 +88,8 @@ pub fn answer(offer: &[u8], ip: IpAddr, session: u64, dir: Direction) -> Option<
 pub fn offer(ip: IpAddr, session: u64, dir: Direction) -> String {
     let mut out = String::with_capacity(256);
     session_header(&mut out, ip, session);
-    let _ = write!(
-        out,
-        "m=audio {NO_MEDIA_PORT} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{}\r\n",
-        dir.attr()
-    );
+    push_line(&mut out, &["m=audio ", NO_MEDIA_PORT, " RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000"]);
+    push_line(&mut out, &[dir.attr()]);
     out
 }
 
@@ -97,5 +107,19 @@ m=video 0 RTP/AVP 96\r\n";
         assert!(ans.contains("m=video 0 RTP/AVP 96\r\n"), "{ans}");
         assert_eq!(ans.matches("m=").count(), 2);
         assert!(answer(b"v=0\r\n", "127.0.0.1".parse().unwrap(), 7, Direction::Inactive).is_none());
+    }
+
+    #[test]
+    fn writes_the_whole_document_exactly() {
+        let theirs = "v=0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let ans = answer(theirs.as_bytes(), "10.0.0.1".parse().unwrap(), 42, Direction::Sendrecv).unwrap();
+        let head = "v=0\r\no=baton 42 42 IN IP4 10.0.0.1\r\ns=baton\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n";
+        assert_eq!(ans, format!("{head}m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"));
+        let ours = offer("2001:db8::1".parse().unwrap(), 3, Direction::Inactive);
+        assert_eq!(
+            ours,
+            "v=0\r\no=baton 3 3 IN IP6 2001:db8::1\r\ns=baton\r\nc=IN IP6 2001:db8::1\r\nt=0 0\r\n\
+m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n"
+        );
     }
 }
