@@ -120,6 +120,22 @@ impl Harness {
         to
     }
 
+    /// INVITE, 200, ACK, and the REFER the application sent then: baton's To header and the REFER.
+    fn refer_sent(&mut self, call_id: &str) -> (String, Sip) {
+        let to = self.answered_call(call_id);
+        let refer = self.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).expect("REFER").1;
+        (to, refer)
+    }
+
+    /// NOTIFYs 100, 180 and 200 (the last ending the subscription) for the REFER with CSeq `id`.
+    fn notify_to_the_end(&mut self, dialog: &Dialog<'_>, id: u32) {
+        for (cseq, status, state) in
+            [(2, "100 Trying", "active"), (3, "180 Ringing", "active"), (4, "200 OK", "terminated")]
+        {
+            self.deliver(&dialog.notify(cseq, id, status, state));
+        }
+    }
+
     /// The JSON bodies of the hooks sent to `path`.
     fn hooks_to(&self, path: &str) -> Vec<serde_json::Value> {
         self.hooks.iter().filter(|h| h.hook.url.ends_with(path)).filter_map(|h| h.body.json().cloned()).collect()
@@ -150,8 +166,7 @@ fn default_notify_timeout_is_15_seconds_from_the_2xx() {
     let mut h = Harness::new(
         json!([{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}, {"verb": "pause", "length": 60}]),
     );
-    h.answered_call("notify-timeout");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (_, refer) = h.refer_sent("notify-timeout");
     h.advance(Duration::from_secs(2));
     h.deliver(&response_text(&refer, 202, ""));
     h.advance(Duration::from_millis(14_999));
@@ -216,8 +231,7 @@ fn a_flood_of_new_in_dialog_requests_cannot_grow_a_call() {
 #[test]
 fn retransmitted_final_responses_are_absorbed_for_t4() {
     let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}, {"verb": "pause", "length": 60}]));
-    h.answered_call("timer-k");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (_, refer) = h.refer_sent("timer-k");
     h.deliver(&response_text(&refer, 202, ""));
     h.deliver(&response_text(&refer, 202, ""));
     assert_eq!(h.engine.stats.stray_responses, 0);
@@ -231,16 +245,11 @@ fn a_whole_transfer_without_sockets() {
     let mut h = Harness::new(
         json!([{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action", "eventHook": "/event"}]),
     );
-    let to = h.answered_call("whole");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (to, refer) = h.refer_sent("whole");
     let id = refer.cseq().0;
     h.deliver(&response_text(&refer, 202, ""));
     let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "whole", to: &to };
-    for (cseq, status, state) in
-        [(2, "100 Trying", "active"), (3, "180 Ringing", "active"), (4, "200 OK", "terminated")]
-    {
-        h.deliver(&dialog.notify(cseq, id, status, state));
-    }
+    h.notify_to_the_end(&dialog, id);
     let answers: Vec<_> = h.sent.iter().filter_map(|(_, m)| m.status()).collect();
     assert_eq!(answers, vec![200, 200, 200]);
     assert_eq!(h.requests("BYE").len(), 1);
@@ -255,15 +264,10 @@ fn a_whole_transfer_without_sockets() {
 #[test]
 fn a_finished_transfer_wakes_the_shard_only_when_something_is_due() {
     let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}]));
-    let to = h.answered_call("quiet");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (to, refer) = h.refer_sent("quiet");
     h.deliver(&response_text(&refer, 202, ""));
     let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "quiet", to: &to };
-    for (cseq, status, state) in
-        [(2, "100 Trying", "active"), (3, "180 Ringing", "active"), (4, "200 OK", "terminated")]
-    {
-        h.deliver(&dialog.notify(cseq, refer.cseq().0, status, state));
-    }
+    h.notify_to_the_end(&dialog, refer.cseq().0);
     let bye = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("BYE")).unwrap().1;
     h.deliver(&response_text(&bye, 200, ""));
     assert_eq!(h.engine.tombstones(), 1);
@@ -278,8 +282,7 @@ fn a_finished_transfer_wakes_the_shard_only_when_something_is_due() {
 #[test]
 fn an_ended_transfer_is_buried_and_still_answers_its_retransmissions() {
     let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}]));
-    let to = h.answered_call("buried");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (to, refer) = h.refer_sent("buried");
     h.deliver(&response_text(&refer, 202, ""));
     let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "buried", to: &to };
     let last = dialog.notify(2, refer.cseq().0, "200 OK", "terminated");
@@ -376,8 +379,7 @@ fn a_call_without_hooks_never_bothers_the_hook_side() {
 #[test]
 fn mangled_datagrams_never_panic() {
     let mut h = Harness::new(json!([{"verb": "sip:refer", "referTo": "agent"}, {"verb": "pause", "length": 5}]));
-    let to = h.answered_call("fuzz");
-    let refer = h.take().into_iter().find(|(_, m)| m.method().as_deref() == Some("REFER")).unwrap().1;
+    let (to, refer) = h.refer_sent("fuzz");
     let dialog = Dialog { me: addr(CARRIER), baton: addr(BATON), call_id: "fuzz", to: &to };
     let seeds = [
         invite_text(addr(CARRIER), addr(BATON), "fuzz-2", ""),
