@@ -130,7 +130,9 @@ impl<K: Copy> Wheel<K> {
 
     fn time_of(&self, tick: u64) -> Instant {
         let origin = self.origin.unwrap_or_else(Instant::now);
-        origin + RESOLUTION * u32::try_from(tick).unwrap_or(u32::MAX)
+        // Milliseconds as u64: a u32 ran out after 49.7 days of uptime, and every deadline
+        // after that read as past, so the shard never slept again.
+        origin.checked_add(Duration::from_millis(tick)).unwrap_or(origin)
     }
 
     /// The level and slot that hold a timer firing on `tick`.
@@ -347,6 +349,19 @@ mod tests {
         w.expire(t0 + ms(9_001), &mut due);
         assert_eq!(due, vec![(t0 + ms(9_001), 3)]);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn deadlines_after_49_days_of_uptime_are_still_ahead() {
+        let t0 = Instant::now();
+        let mut w = Wheel::default();
+        w.insert(t0, t0 + ms(1), 1);
+        let later = t0 + Duration::from_secs(50 * 86_400);
+        let mut due = Vec::new();
+        w.expire(later, &mut due);
+        assert_eq!(due, vec![(t0 + ms(1), 1)]);
+        w.insert(later, later + ms(100), 2);
+        assert_eq!(w.next_deadline(), Some(later + ms(100)));
     }
 
     #[test]
