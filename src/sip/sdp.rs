@@ -28,15 +28,16 @@ impl Direction {
 const NO_MEDIA_PORT: &str = "9";
 
 fn session_header(out: &mut String, ip: IpAddr, session: u64) {
-    let family = if ip.is_ipv4() { " IN IP4 " } else { " IN IP6 " };
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut n = itoa::Buffer::new();
     let session = n.format(session);
-    for part in ["v=0\r\no=baton ", session, " ", session, family] {
+    for part in ["v=0\r\no=baton ", session, " ", session, " IN ", family, " "] {
         out.push_str(part);
     }
     push_ip(out, ip);
-    out.push_str("\r\ns=baton\r\nc=");
-    out.push_str(&family[1..]);
+    for part in ["\r\ns=baton\r\nc=IN ", family, " "] {
+        out.push_str(part);
+    }
     push_ip(out, ip);
     out.push_str("\r\nt=0 0\r\n");
 }
