@@ -186,7 +186,8 @@ impl<K: Copy> Wheel<K> {
         let target = (now.saturating_duration_since(origin).as_nanos() / RESOLUTION.as_nanos()) as u64;
         while self.current <= target {
             let period = self.current / PERIOD;
-            let last = target.min(period * PERIOD + PERIOD - 1);
+            let period_end = period * PERIOD + PERIOD - 1;
+            let last = target.min(period_end);
             let hand = (self.current % PERIOD) as usize;
             let span = (last - self.current) as usize + 1;
             while let Some(d) = self.near.first(hand, span) {
@@ -194,7 +195,7 @@ impl<K: Copy> Wheel<K> {
                 due.extend(ids.drain(..).filter_map(|id| self.timers.remove(id)).map(|e| (e.at, e.key)));
                 self.spare = ids;
             }
-            if last < period * PERIOD + PERIOD - 1 {
+            if last < period_end {
                 self.current = target + 1;
                 return;
             }
