@@ -21,7 +21,7 @@ fn main() {
         _ => r#"[{"verb":"sip:refer","referTo":"agent"}]"#,
     };
     let settings = Settings { app: parse_document(app).ok(), ..Settings::default() };
-    let mut engine = Engine::new(Arc::new(settings), 0, 1);
+    let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
     let mut now = Instant::now();
     for i in 0..n {
         // 10,000 transfers a second of virtual time: ended calls expire as they would.

@@ -35,7 +35,8 @@ const REMOTE_PARTY: usize = 3;
 const REMOTE_TARGET: usize = 4;
 const ADVERTISED: usize = 5;
 const CONTACT: usize = 6;
-const FIELDS: usize = 7;
+const REMOTE_TAG: usize = 7;
+const FIELDS: usize = 8;
 
 /// Why an INVITE cannot start a dialog (answered 400 with this reason).
 pub const NO_CONTACT: &str = "Missing or Malformed Contact Header";
@@ -61,10 +62,11 @@ impl Dialog {
         local: SocketAddr,
         advertised: &str,
     ) -> Result<Dialog, &'static str> {
-        core.from.tag().ok_or(NO_FROM_TAG)?;
+        let remote_tag = core.from.tag().ok_or(NO_FROM_TAG)?;
         let contact = msg.all(Name::Contact).next().and_then(NameAddr::parse).ok_or(NO_CONTACT)?;
-        let to = msg.get(Name::To).unwrap_or_default();
-        let from = msg.get(Name::From).unwrap_or_default();
+        let to = unfold(msg.get(Name::To).unwrap_or_default());
+        let from = unfold(msg.get(Name::From).unwrap_or_default());
+        let (to, from) = (to.as_ref(), from.as_ref());
         let mut arena = Arena(String::with_capacity(
             core.call_id.len()
                 + 2 * local_tag.len()
@@ -72,6 +74,7 @@ impl Dialog {
                 + from.len()
                 + contact.uri.len()
                 + 2 * advertised.len()
+                + remote_tag.len()
                 + 32,
         ));
         let mut spans = [(0, 0); FIELDS];
@@ -82,7 +85,8 @@ impl Dialog {
         spans[REMOTE_TARGET] = arena.push(&[contact.uri]);
         spans[ADVERTISED] = arena.push(&[advertised]);
         spans[CONTACT] = arena.push(&["<sip:baton@", advertised, ">"]);
-        let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[r])).collect();
+        spans[REMOTE_TAG] = arena.push(&[remote_tag]);
+        let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[&unfold(r)])).collect();
         let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, peer, local, next_hop: peer };
         let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), peer);
         dialog.next_hop = hop;
@@ -99,6 +103,26 @@ impl Dialog {
 
     pub fn local_tag(&self) -> &str {
         self.span(self.spans[LOCAL_TAG])
+    }
+
+    /// The caller's From-tag.
+    pub fn remote_tag(&self) -> &str {
+        self.span(self.spans[REMOTE_TAG])
+    }
+
+    /// Whether a request belongs to this dialog (RFC 3261 §12.2.2): its Call-ID, its
+    /// To-tag ours and its From-tag the caller's. Knowing the Call-ID and our tag is not
+    /// enough; a forged NOTIFY must also guess the caller's tag.
+    pub fn matches_request(&self, core: &Core<'_>) -> bool {
+        core.call_id == self.call_id()
+            && core.to.tag() == Some(self.local_tag())
+            && core.from.tag() == Some(self.remote_tag())
+    }
+
+    /// Whether a response belongs to a request we sent in this dialog: its Call-ID, and
+    /// its From-tag ours (the To-tag of an early response may still be absent).
+    pub fn matches_response(&self, core: &Core<'_>) -> bool {
+        core.call_id == self.call_id() && core.from.tag() == Some(self.local_tag())
     }
 
     /// Our From in requests: the INVITE's To plus our tag.
@@ -153,6 +177,15 @@ impl Dialog {
     }
 }
 
+/// A value as one line: the CRLF of each folded line (RFC 3261 §7.3.1) becomes a space,
+/// since baton writes the value again into headers of its own.
+fn unfold(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\r', '\n']) {
+        return value.into();
+    }
+    value.split(['\r', '\n']).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ").into()
+}
+
 /// Where in-dialog requests go: the first route, else the remote target, when either is an
 /// IP literal; otherwise the address the INVITE came from.
 fn next_hop(first_route: Option<&str>, remote_target: &str, peer: SocketAddr) -> SocketAddr {
@@ -182,7 +215,7 @@ mod tests {
         let mut d = Dialog::from_invite(&invite, &core, "bt0-1", peer, local, "10.0.0.1:5060").unwrap();
         assert_eq!(d.next_hop, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
         let (w, cseq) = d.request("BYE", "z9hG4bK-bt0-1-1");
-        let bye = w.finish(None);
+        let bye = w.finish(None).unwrap();
         let bye = parse(&bye).unwrap();
         assert_eq!(cseq, 1);
         assert_eq!(bye.start, crate::sip::parse::StartLine::Request { method: "BYE", uri: "sip:a@10.0.0.9:5099" });

@@ -10,7 +10,7 @@ use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
 use crate::sip::write::{push_socket_addr, reason, Writer};
 use crate::timer::{TimerId, Wheel};
-use crate::tokens::{parse_branch, Ids};
+use crate::tokens::{parse_branch, Ids, Seed};
 use crate::txn::Timers;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 use std::collections::{HashMap, VecDeque};
@@ -133,6 +133,7 @@ pub struct Ctx<'a> {
     pub cfg: &'a Settings,
     pub out: &'a mut VecDeque<Output>,
     pub ids: &'a mut Ids,
+    pub stats: &'a mut Stats,
 }
 
 /// The earliest a call's timer fires after the moment it is set.
@@ -153,12 +154,15 @@ pub struct Stats {
     pub calls: u64,
     /// New calls refused with 503 over `max_calls`.
     pub refused: u64,
+    /// Calls answered 200 but never acknowledged: ended without a BYE.
+    pub never_acked: u64,
 }
 
 impl Stats {
     /// Adds another shard's counters to these.
     pub fn add(&mut self, other: &Stats) {
-        let Stats { datagrams, dropped, bad_requests, unknown_dialog, stray_responses, calls, refused } = *other;
+        let Stats { datagrams, dropped, bad_requests, unknown_dialog, stray_responses, calls, refused, never_acked } =
+            *other;
         self.datagrams += datagrams;
         self.dropped += dropped;
         self.bad_requests += bad_requests;
@@ -166,6 +170,7 @@ impl Stats {
         self.stray_responses += stray_responses;
         self.calls += calls;
         self.refused += refused;
+        self.never_acked += never_acked;
     }
 }
 
@@ -254,7 +259,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Settings>, shard: u16, seed: u64) -> Engine {
+    pub fn new(cfg: Arc<Settings>, shard: u16, seed: Seed) -> Engine {
         let max_calls = cfg.max_calls;
         Engine {
             cfg,
@@ -323,7 +328,8 @@ impl Engine {
         let keys: Vec<u64> = self.calls.keys().map(key_of).collect();
         for key in keys {
             if let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(key)) {
-                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                let mut ctx =
+                    Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                 call.shut_down(&mut ctx);
             }
             self.reschedule(now, key);
@@ -388,7 +394,8 @@ impl Engine {
                 };
                 // A buried call absorbs retransmitted answers to its requests (Timer K).
                 if let State::Live(call) = &mut slot.state {
-                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    let mut ctx =
+                        Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     if !call.on_response(&mut ctx, &msg, &core) {
                         self.stats.stray_responses += 1;
                     }
@@ -398,7 +405,8 @@ impl Engine {
             StartLine::Request { method, .. } => match self.by_call_id.get(core.call_id) {
                 Some(&key) => {
                     let Some(slot) = self.calls.get_mut(slot_key(key)) else { return };
-                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    let mut ctx =
+                        Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     match &mut slot.state {
                         State::Live(call) => call.on_request(&mut ctx, &msg, &core, src),
                         State::Buried(t) => t.on_request(&mut ctx, &msg, &core, src),
@@ -411,7 +419,8 @@ impl Engine {
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
                     }
-                    let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                    let mut ctx =
+                        Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     let accepted = self.calls.try_insert_with_key(|k| {
                         let call = Call::accept(&mut ctx, key_of(k), data, &msg, &core, src, local)?;
                         Ok(Slot { state: State::Live(Box::new(call)), scheduled: None, active: true })
@@ -463,7 +472,8 @@ impl Engine {
             debug_assert_eq!(slot.scheduled.map(|(t, _)| t), Some(at), "a moved deadline is removed from the wheel");
             slot.scheduled = None;
             if let State::Live(call) = &mut slot.state {
-                let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+                let mut ctx =
+                    Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                 call.on_timeout(&mut ctx);
             }
             self.reschedule(now, key);
@@ -473,7 +483,7 @@ impl Engine {
 
     pub fn handle_hook_reply(&mut self, now: Instant, reply: HookReply) {
         let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(reply.call)) else { return };
-        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids };
+        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
         call.on_hook_reply(&mut ctx, reply.token, reply.outcome);
         self.reschedule(now, reply.call);
     }
@@ -542,10 +552,13 @@ impl Engine {
         extra: &[(&str, &str)],
     ) {
         let tag = self.ids.tag();
-        let mut w = Writer::response_to(msg, code, why, Some(&tag));
+        let mut w = Writer::response_to(msg, dst, code, why, Some(&tag));
         for (name, value) in extra {
             w.header(name, value);
         }
-        self.out.push_back(Output::Transmit(Transmit { local, dst, bytes: w.finish(None) }));
+        match w.finish(None) {
+            Ok(bytes) => self.out.push_back(Output::Transmit(Transmit { local, dst, bytes })),
+            Err(e) => tracing::debug!(%dst, error = %e, "stateless answer not sent"),
+        }
     }
 }

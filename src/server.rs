@@ -107,6 +107,7 @@ impl Server {
             let (peers, hooks, control) = (peers.clone(), hooks.clone(), control.clone());
             let (settings, admission) = (settings.clone(), admission.clone());
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let seed = crate::tokens::Seed::from_os()?;
             let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
             let grace = config.grace;
             let (io, coalesce) = (config.io, config.coalesce);
@@ -125,7 +126,7 @@ impl Server {
                         return Stats::default();
                     }
                 };
-                let engine = Engine::new(settings, id, fastrand::u64(..)).sharing(admission);
+                let engine = Engine::new(settings, id, seed).sharing(admission);
                 Shard { id, engine, io: backend, peers, mailbox, hooks, control, grace, gauges }.run()
             })?;
             threads.push(thread);

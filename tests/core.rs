@@ -52,7 +52,7 @@ impl Harness {
         tweak(&mut settings);
         let now = Instant::now();
         Harness {
-            engine: Engine::new(Arc::new(settings), 0, 7),
+            engine: Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(7)),
             now,
             start: now,
             sent: Vec::new(),
@@ -175,14 +175,35 @@ fn default_notify_timeout_is_15_seconds_from_the_2xx() {
     assert_eq!(h.hooks_to("/action")[0]["refer_status"], json!(202));
 }
 
+/// RFC 3261 §13.3.1.4 and §15: the 200 is repeated until the ACK; a call never
+/// acknowledged ends at 64·T1 without a BYE (its Contact was never confirmed, and a BYE
+/// there would reflect traffic at whoever the INVITE named).
 #[test]
-fn our_200_is_repeated_until_the_ack_then_bye_at_64_t1() {
+fn our_200_is_repeated_until_the_ack_and_an_unacknowledged_call_ends_without_bye() {
     let mut h = Harness::new(json!([{"verb": "pause", "length": 60}]));
     h.deliver(&invite_text(addr(CARRIER), addr(BATON), "no-ack", ""));
     h.advance(Duration::from_secs(33));
     let oks: Vec<_> = h.sent.iter().filter(|(_, m)| m.status() == Some(200)).map(|(t, _)| *t).collect();
     assert_eq!(oks[..6], since(&[0, 500, 1500, 3500, 7500, 11500]));
-    assert_eq!(h.requests("BYE")[0].0, Duration::from_secs(32));
+    assert!(h.requests("BYE").is_empty(), "no request before the ACK confirms the dialog");
+    assert_eq!((h.engine.stats.never_acked, h.engine.active_calls()), (1, 0));
+    let statuses: Vec<_> = h.hooks_to("/status").iter().map(|b| b["call_status"].clone()).collect();
+    assert_eq!(statuses.last(), Some(&json!("failed")));
+}
+
+/// Ending a call between our 200 and its ACK (here: shutdown's grace is over): the BYE
+/// waits for the ACK.
+#[test]
+fn a_hangup_before_the_ack_waits_for_it() {
+    let mut h = Harness::new(json!([{"verb": "pause", "length": 60}]));
+    h.deliver(&invite_text(addr(CARRIER), addr(BATON), "end-at-ack", ""));
+    h.engine.end_all(h.now);
+    h.drain();
+    h.advance(Duration::from_secs(2));
+    assert!(h.requests("BYE").is_empty());
+    let to = h.sent.iter().find(|(_, m)| m.status() == Some(200)).unwrap().1.header(Name::To).unwrap();
+    h.deliver(&ack_text(addr(CARRIER), addr(BATON), "end-at-ack", &to));
+    assert_eq!(h.requests("BYE").len(), 1);
 }
 
 #[test]

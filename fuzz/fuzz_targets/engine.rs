@@ -24,7 +24,7 @@ fn drain(engine: &mut Engine, now: Instant) {
 
 fuzz_target!(|data: &[u8]| {
     let settings = Settings { app: parse_document(APP).ok(), ..Settings::default() };
-    let mut engine = Engine::new(Arc::new(settings), 0, 1);
+    let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
     let local = "10.0.0.1:5060".parse().unwrap();
     let peer = "10.0.0.2:5060".parse().unwrap();
     let mut now = Instant::now();

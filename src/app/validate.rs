@@ -3,6 +3,7 @@
 
 use super::{Application, BasicAuth, Headers, Hook, HttpMethod, Refer, SipRequest, Step, Verb};
 use crate::sip::header::{is_token, Name};
+use crate::sip::write::{address, name_addr_problem};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
@@ -365,7 +366,17 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
         "sip:refer" => {
             let refer_to = p.address("referTo", true);
             let referred_by = p.address("referredBy", false);
-            let referred_by_display = p.string("referredByDisplayName", false);
+            let referred_by_display = p.address("referredByDisplayName", false);
+            // What the REFER would carry must pass the writer's check (a `>` or `,` in a URI
+            // would add a second address); the bare host stands in for the dialog's.
+            let written = [("referTo", &refer_to, &None), ("referredBy", &referred_by, &referred_by_display)];
+            for (key, value, display) in written {
+                if let Some(v) = value {
+                    if let Some(problem) = name_addr_problem(&address(v, display.as_deref(), "host")) {
+                        p.fail(key, problem);
+                    }
+                }
+            }
             let headers = p.headers("headers");
             // Voice Gateway's page shows the payload fields inside actionHook; accept and ignore them.
             let action_hook = p.hook("actionHook", &["referStatus", "final_referred_call_status", "eventHook"]);

@@ -14,7 +14,7 @@ use crate::hooks::job::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::uri::starts_with_ci;
-use crate::sip::write::{reason, Writer};
+use crate::sip::write::{address, reason, Unwritable, Writer};
 use crate::sip::{digest, sdp, sipfrag};
 use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
@@ -164,6 +164,10 @@ pub struct Call {
     answered: Vec<Answered>,
     linger_until: Option<Instant>,
     identity: payload::Identity,
+    /// The INVITE gets its final answer by then, whatever the application does.
+    setup_until: Instant,
+    /// We hung up between our 200 and its ACK: the BYE (with these headers) waits for it.
+    bye_after_ack: Option<Vec<(String, String)>>,
 }
 
 impl Call {
@@ -206,6 +210,8 @@ impl Call {
             client: Vec::new(),
             answered: Vec::new(),
             linger_until: None,
+            setup_until: ctx.now + ctx.cfg.hook_wait,
+            bye_after_ack: None,
         };
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
@@ -214,11 +220,11 @@ impl Call {
                 call.advance(ctx);
                 // RFC 3261 §17.2.1: no 100 when the application answered at once.
                 if call.sip_status == 100 {
-                    call.respond_invite(ctx, 100, "Trying", &[], None);
+                    call.answer_with(ctx, 100, &[]);
                 }
             }
             (None, Some(hook)) => {
-                call.respond_invite(ctx, 100, "Trying", &[], None);
+                call.answer_with(ctx, 100, &[]);
                 let body = payload::call_hook(&call, msg, ctx.cfg);
                 let hook = hook.clone();
                 call.wait_for(ctx, &hook, Payload::Event(body), Expect::Application, AfterHook::Application);
@@ -301,10 +307,26 @@ impl Call {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.remove(0);
         }
-        let bytes = again.bytes(msg, self.dialog.local_tag());
+        let bytes = again.bytes(msg, dst, self.dialog.local_tag());
         let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
         self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
-        self.transmit(ctx, dst, bytes);
+        self.transmit_written(ctx, dst, bytes);
+    }
+
+    /// Sends what the writer produced; a message it refused is never sent (only baton's
+    /// own values reach this path, so a refusal is a bug worth a log line).
+    fn transmit_written(&self, ctx: &mut Ctx<'_>, dst: SocketAddr, written: Result<Vec<u8>, Unwritable>) {
+        match written {
+            Ok(bytes) => self.transmit(ctx, dst, bytes),
+            Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "answer not sent"),
+        }
+    }
+
+    /// Answers the INVITE with a code of baton's own and its standard reason phrase.
+    fn answer_with(&mut self, ctx: &mut Ctx<'_>, code: u16, extra: &[(String, String)]) {
+        if let Err(e) = self.respond_invite(ctx, code, reason(code), extra, None) {
+            tracing::error!(call_sid = %self.sid, code, error = %e, "answer to the INVITE not sent");
+        }
     }
 
     fn respond_invite(
@@ -314,11 +336,12 @@ impl Call {
         reason: &str,
         extra: &[(String, String)],
         body: Option<(&str, &[u8])>,
-    ) {
-        let Ok(invite) = parse(&self.invite) else { return };
-        let bytes = self.invite_response(&invite, code, reason, extra, body);
+    ) -> Result<(), Unwritable> {
+        let Ok(invite) = parse(&self.invite) else { return Ok(()) };
+        let bytes = self.invite_response(&invite, code, reason, extra, body)?;
         drop(invite);
         self.send_invite_response(ctx, code, bytes);
+        Ok(())
     }
 
     fn invite_response(
@@ -328,9 +351,9 @@ impl Call {
         reason: &str,
         extra: &[(String, String)],
         body: Option<(&str, &[u8])>,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, Unwritable> {
         let tag = (code > 100).then_some(self.dialog.local_tag());
-        let mut w = Writer::response_to(invite, code, reason, tag);
+        let mut w = Writer::response_to(invite, self.dialog.peer, code, reason, tag);
         if (200..300).contains(&code) {
             w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
         }
@@ -357,25 +380,26 @@ impl Call {
         purpose: Purpose,
         extra: &[(String, String)],
         body: Option<(&str, &[u8])>,
-    ) -> (String, u32) {
+    ) -> Result<(String, u32), Unwritable> {
         let branch = ctx.ids.branch(self.key);
         let (mut w, cseq) = self.dialog.request(method, &branch);
         for (name, value) in extra {
             w.header(name, value);
         }
-        let bytes = w.finish(body);
+        let bytes = w.finish(body)?;
         let dst = self.dialog.next_hop;
         self.transmit(ctx, dst, bytes.clone());
         let txn = ClientTxn {
             branch: branch.clone(),
             method: method.to_string(),
+            cseq,
             bytes,
             dst,
             timer: Retransmit::new(ctx.now, &ctx.cfg.timers),
             absorb_until: None,
         };
         self.client.push((txn, purpose));
-        (branch, cseq)
+        Ok((branch, cseq))
     }
 
     // ---- lifecycle -------------------------------------------------------------------
@@ -399,19 +423,38 @@ impl Call {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
         tracing::debug!(call_sid = %self.sid, reason = %why, "call rejected");
         if self.phase == Phase::Early {
-            self.respond_invite(ctx, 480, "Temporarily Unavailable", &[("X-Reason".into(), why)], None);
+            let x_reason = [("X-Reason".to_string(), why)];
+            if let Err(e) = self.respond_invite(ctx, 480, "Temporarily Unavailable", &x_reason, None) {
+                tracing::error!(call_sid = %self.sid, error = %e, "480 not sent");
+            }
         }
         self.end(ctx, Status::Failed, Some("baton"));
     }
 
+    /// Ends the call from our side: 603 before the answer, BYE after the ACK. Headers the
+    /// application gave that cannot be written are left out (the call must still end),
+    /// and the log says why.
     fn hang_up(&mut self, ctx: &mut Ctx<'_>, headers: &[(String, String)]) {
         match self.phase {
             Phase::Early => {
-                self.respond_invite(ctx, 603, "Decline", headers, None);
+                let declined = self.respond_invite(ctx, 603, "Decline", headers, None);
+                if let Err(e) = declined {
+                    tracing::warn!(call_sid = %self.sid, error = %e, "hangup: headers left out");
+                    let _ = self.respond_invite(ctx, 603, "Decline", &[], None);
+                }
                 self.end(ctx, Status::Failed, Some("baton"));
             }
-            Phase::Answering | Phase::Confirmed => {
-                self.send_request(ctx, "BYE", Purpose::Bye, headers, None);
+            Phase::Answering => {
+                // RFC 3261 §15: no BYE before the ACK of our 200; the ACK sends it, and a
+                // call never acknowledged ends without one (its Contact is unconfirmed).
+                self.running = Running::Stopped;
+                self.bye_after_ack = Some(headers.to_vec());
+            }
+            Phase::Confirmed => {
+                if let Err(e) = self.send_request(ctx, "BYE", Purpose::Bye, headers, None) {
+                    tracing::warn!(call_sid = %self.sid, error = %e, "hangup: headers left out");
+                    let _ = self.send_request(ctx, "BYE", Purpose::Bye, &[], None);
+                }
                 self.end(ctx, Status::Completed, Some("baton"));
             }
             Phase::Ended => {}
@@ -420,7 +463,7 @@ impl Call {
 
     fn answer(&mut self, ctx: &mut Ctx<'_>) {
         let ip = self.dialog.local.ip();
-        let session = u64::from(ctx.ids.rng.u32(..));
+        let session = ctx.ids.random() >> 33;
         // Parsed once for both the offer and the answer's headers.
         let invite = parse(&self.invite).ok();
         let sdp = invite
@@ -429,8 +472,10 @@ impl Call {
             .and_then(|m| sdp::answer(m.body, ip, session, ctx.cfg.sdp_direction))
             .unwrap_or_else(|| sdp::offer(ip, session, ctx.cfg.sdp_direction));
         let bytes = invite.map(|m| self.invite_response(&m, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes()))));
-        if let Some(bytes) = bytes {
-            self.send_invite_response(ctx, 200, bytes);
+        match bytes {
+            Some(Ok(bytes)) => self.send_invite_response(ctx, 200, bytes),
+            Some(Err(e)) => tracing::error!(call_sid = %self.sid, error = %e, "200 not sent"),
+            None => {}
         }
         self.our_sdp = Some(sdp);
         self.phase = Phase::Answering;
@@ -476,14 +521,17 @@ impl Call {
         match &step.verb {
             Verb::Refer(r) => {
                 let host = ctx.cfg.refer_domain.clone().unwrap_or_else(|| self.dialog.remote_host());
-                let mut headers = vec![("Refer-To".to_string(), refer::address(&r.refer_to, None, &host))];
+                let mut headers = vec![("Refer-To".to_string(), address(&r.refer_to, None, &host))];
                 let referred_by = match &r.referred_by {
-                    Some(by) => refer::address(by, r.referred_by_display.as_deref(), &host),
+                    Some(by) => address(by, r.referred_by_display.as_deref(), &host),
                     None => self.identity.referred_by(&host),
                 };
                 headers.push(("Referred-By".to_string(), referred_by));
                 headers.extend(r.headers.iter().cloned());
-                let (branch, cseq) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None);
+                let (branch, cseq) = match self.send_request(ctx, "REFER", Purpose::Refer, &headers, None) {
+                    Ok(sent) => sent,
+                    Err(e) => return self.refer_not_sent(ctx, e),
+                };
                 let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
                 self.sub = Some(Subscription { id: cseq, terminated: false });
                 self.running =
@@ -492,8 +540,10 @@ impl Call {
             Verb::Decline { status, reason: why, headers } => {
                 if self.phase == Phase::Early {
                     let why = why.as_deref().unwrap_or_else(|| reason(*status));
-                    self.respond_invite(ctx, *status, why, headers, None);
-                    self.end(ctx, Status::Failed, Some("baton"));
+                    match self.respond_invite(ctx, *status, why, headers, None) {
+                        Ok(()) => self.end(ctx, Status::Failed, Some("baton")),
+                        Err(e) => self.reject(ctx, &format!("sip:decline: {e}")),
+                    }
                 } else {
                     tracing::warn!(call_sid = %self.sid, "sip:decline on an answered call is skipped");
                     self.finish_verb(ctx, None);
@@ -522,8 +572,13 @@ impl Call {
                 let headers: Headers =
                     r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
                 let body = r.body.as_deref().map(|b| (content_type.as_deref().unwrap_or("text/plain"), b.as_bytes()));
-                let (branch, _) = self.send_request(ctx, &r.method, Purpose::Request, &headers, body);
-                self.running = Running::Request { branch };
+                match self.send_request(ctx, &r.method, Purpose::Request, &headers, body) {
+                    Ok((branch, _)) => self.running = Running::Request { branch },
+                    Err(e) => {
+                        let action = r.action_hook.clone().map(|hook| (hook, self.request_result(500, "", Some(&e))));
+                        self.finish_verb(ctx, action);
+                    }
+                }
             }
         }
     }
@@ -538,15 +593,52 @@ impl Call {
         }
     }
 
+    /// A `sip:request`'s actionHook body: its result, and why it was never sent if it was not.
+    fn request_result(&self, code: u16, why: &str, unsent: Option<&Unwritable>) -> Value {
+        let mut body = payload::call_fields(self);
+        body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
+        body.insert("sip_status".into(), json!(code));
+        body.insert("sip_reason".into(), json!(why));
+        if let Some(e) = unsent {
+            body.insert("error".into(), json!(e.to_string()));
+        }
+        Value::Object(body)
+    }
+
+    /// The REFER could not be written (a value would have changed its structure): the verb
+    /// fails as a REFER refused with 500 would, its actionHook says why, nothing is sent.
+    fn refer_not_sent(&mut self, ctx: &mut Ctx<'_>, e: Unwritable) {
+        tracing::info!(call_sid = %self.sid, error = %e, "REFER not sent");
+        let outcome = Outcome { refer_status: 500, final_status: None, end: refer::End::NotSent };
+        self.swml_refer_failed(&e);
+        self.complete_refer_with(ctx, outcome, false, Some(&e));
+    }
+
     /// `caller_gone`: the far end hung up during the transfer.
     fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
+        self.complete_refer_with(ctx, outcome, caller_gone, None);
+    }
+
+    fn complete_refer_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        outcome: Outcome,
+        caller_gone: bool,
+        unsent: Option<&Unwritable>,
+    ) {
         let (verb_id, action_hook) = match self.current.as_deref() {
             Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
             _ => (None, None),
         };
         tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
-        let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id.as_deref())));
+        let action = action_hook.map(|hook| {
+            let mut body = payload::refer_action(self, &outcome, verb_id.as_deref());
+            if let Some(e) = unsent {
+                body["error"] = json!(e.to_string());
+            }
+            (hook, body)
+        });
         self.swml_refer_done(&outcome);
         let call_over = outcome.transferred() || caller_gone;
         if call_over {
@@ -632,8 +724,8 @@ impl Call {
         if !is_ack {
             let id = ctx.ids.txn(branch, method);
             if let Some(done) = self.answered.iter().find(|a| a.id == id) {
-                let bytes = done.again.bytes(msg, self.dialog.local_tag());
-                self.transmit(ctx, src, bytes);
+                let bytes = done.again.bytes(msg, src, self.dialog.local_tag());
+                self.transmit_written(ctx, src, bytes);
                 return;
             }
         }
@@ -649,7 +741,10 @@ impl Call {
             }
             "ACK" => self.on_ack(ctx, core),
             "CANCEL" => self.on_cancel(ctx, msg, core, src),
-            _ if core.to.tag() != Some(self.dialog.local_tag()) => self.reply(ctx, msg, core, src, 481, &[]),
+            _ if !self.dialog.matches_request(core) => {
+                ctx.stats.unknown_dialog += 1;
+                self.reply(ctx, msg, core, src, 481, &[]);
+            }
             "NOTIFY" => self.on_notify(ctx, msg, core, src),
             _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
             "BYE" => {
@@ -666,12 +761,14 @@ impl Call {
             "INVITE" | "UPDATE" => {
                 // Session refresh or re-offer: answer with the SDP we already gave.
                 let sdp = self.our_sdp.clone().unwrap_or_default();
-                let mut w = Writer::response_to(msg, 200, "OK", Some(self.dialog.local_tag()));
+                let mut w = Writer::response_to(msg, src, 200, "OK", Some(self.dialog.local_tag()));
                 w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
-                let bytes = w.finish(body);
-                self.answer_and_remember(ctx, msg, core, src, Again::Bytes(bytes.into()));
+                match w.finish(body) {
+                    Ok(bytes) => self.answer_and_remember(ctx, msg, core, src, Again::Bytes(bytes.into())),
+                    Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "session refresh not answered"),
+                }
             }
             "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
             _ => self.reply(ctx, msg, core, src, 405, &[("Allow", ALLOW)]),
@@ -679,7 +776,7 @@ impl Call {
     }
 
     fn on_ack(&mut self, ctx: &mut Ctx<'_>, core: &Core<'_>) {
-        let acks_2xx = core.to.tag() == Some(self.dialog.local_tag()) && self.phase == Phase::Answering;
+        let acks_2xx = self.dialog.matches_request(core) && self.phase == Phase::Answering;
         if acks_2xx {
             self.invite_retx = None;
             self.phase = Phase::Confirmed;
@@ -687,7 +784,9 @@ impl Call {
             // parked call should hold as little as possible.
             self.invite = Vec::new();
             self.invite_response = None;
-            if matches!(self.running, Running::AwaitAck) {
+            if let Some(headers) = self.bye_after_ack.take() {
+                self.hang_up(ctx, &headers);
+            } else if matches!(self.running, Running::AwaitAck) {
                 self.start_current(ctx);
                 self.advance(ctx);
             }
@@ -703,7 +802,7 @@ impl Call {
         // CANCEL's response carries the To as received (RFC 3261 §9.2).
         self.answer_and_remember(ctx, msg, core, src, Again::Reply { code: 200, our_tag: false, extra: &[] });
         if self.phase == Phase::Early && self.sip_status < 200 {
-            self.respond_invite(ctx, 487, "Request Terminated", &[], None);
+            self.answer_with(ctx, 487, &[]);
             self.end(ctx, Status::Canceled, Some("caller"));
         }
     }
@@ -755,9 +854,19 @@ impl Call {
     /// Returns false when the response matches no transaction of this call (a stray).
     pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) -> bool {
         let (Some(code), Some(branch)) = (msg.status(), core.via.branch()) else { return false };
-        let Some(i) = self.client.iter().position(|(t, _)| t.branch == branch && t.method == core.cseq.method) else {
+        // RFC 3261 §17.1.3 matches on branch and method; the CSeq number, Call-ID and
+        // From-tag must agree as well, so that a response cannot be forged by anyone who
+        // merely learned a branch.
+        let Some(i) = self
+            .client
+            .iter()
+            .position(|(t, _)| t.branch == branch && t.method == core.cseq.method && t.cseq == core.cseq.seq)
+        else {
             return false;
         };
+        if !self.dialog.matches_response(core) {
+            return false;
+        }
         let (txn, purpose) = &mut self.client[i];
         if txn.absorb_until.is_some() {
             return true; // a retransmitted final response
@@ -793,14 +902,16 @@ impl Call {
         if b != branch || (*challenges > 0 && !challenge.stale) || *challenges >= MAX_CHALLENGES {
             return false;
         }
-        let cnonce = format!("{:016x}", ctx.ids.rng.u64(..));
+        let cnonce = format!("{:016x}", ctx.ids.random());
         let value = challenge.answer(&creds.username, &creds.password, "REFER", self.dialog.remote_target(), &cnonce);
         let mut headers = headers.clone();
         headers.retain(|(n, _)| {
             !n.eq_ignore_ascii_case("Authorization") && !n.eq_ignore_ascii_case("Proxy-Authorization")
         });
         headers.push((answer_header.to_string(), value));
-        let (new_branch, cseq) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None);
+        let Ok((new_branch, cseq)) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None) else {
+            return false; // a challenge whose values cannot be written back is final
+        };
         self.sub = Some(Subscription { id: cseq, terminated: false });
         if let Running::Refer { transfer, branch, headers: kept, challenges, .. } = &mut self.running {
             transfer.cseq = cseq;
@@ -833,15 +944,12 @@ impl Call {
                 }
             }
             (Purpose::Request, Running::Request { branch: b }) if b == branch => {
-                let mut body = payload::call_fields(self);
-                body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
-                body.insert("sip_status".into(), json!(code));
-                body.insert("sip_reason".into(), json!(why));
                 let hook = match self.current.as_deref() {
                     Some(Step { verb: Verb::Request(r), .. }) => r.action_hook.clone(),
                     _ => None,
                 };
-                self.finish_verb(ctx, hook.map(|h| (h, Value::Object(body))));
+                let action = hook.map(|h| (h, self.request_result(code, why, None)));
+                self.finish_verb(ctx, action);
                 self.advance(ctx);
             }
             _ => {}
@@ -884,10 +992,18 @@ impl Call {
                 Some(Fire::GiveUp) => {
                     self.invite_retx = None;
                     if self.phase == Phase::Answering {
-                        tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call");
-                        self.phase = Phase::Confirmed;
-                        self.running = Running::Stopped;
-                        self.hang_up(ctx, &[]);
+                        // Without the ACK the caller's Contact was never confirmed: a BYE
+                        // there could go to anyone the INVITE named (RFC 3261 §13.3.1.4).
+                        tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call without BYE");
+                        ctx.stats.never_acked += 1;
+                        let outcome = match &mut self.running {
+                            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
+                            _ => None,
+                        };
+                        if let Some(outcome) = outcome {
+                            self.complete_refer(ctx, outcome, true);
+                        }
+                        self.end(ctx, Status::Failed, Some("baton"));
                     }
                 }
                 None => {}
@@ -910,6 +1026,12 @@ impl Call {
             }
             _ => {}
         }
+        // Whatever the application does (redirect after redirect, a hook that answers just
+        // in time, again and again), the INVITE gets its final answer by `--hook-wait`.
+        if self.phase == Phase::Early && now >= self.setup_until {
+            let why = format!("no final answer within {} s (--hook-wait)", ctx.cfg.hook_wait.as_secs_f64());
+            self.reject(ctx, &why);
+        }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -926,6 +1048,7 @@ impl Call {
             .chain(self.answered.iter().map(|a| a.until))
             .chain(running)
             .chain(linger)
+            .chain((self.phase == Phase::Early).then_some(self.setup_until))
             .min()
     }
 
@@ -957,7 +1080,7 @@ impl Call {
         match self.phase {
             Phase::Early => {
                 let retry = [("Retry-After".to_string(), "5".to_string())];
-                self.respond_invite(ctx, 503, "Service Unavailable", &retry, None);
+                self.answer_with(ctx, 503, &retry);
                 self.end(ctx, Status::Failed, Some("baton"));
             }
             Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),

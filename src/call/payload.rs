@@ -48,7 +48,7 @@ impl Identity {
 
     /// The default Referred-By (SPEC §2.1).
     pub fn referred_by(&self, host: &str) -> String {
-        super::refer::address(&self.transferee_user, self.transferee_display.as_deref(), host)
+        crate::sip::write::address(&self.transferee_user, self.transferee_display.as_deref(), host)
     }
 }
 

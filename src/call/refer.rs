@@ -1,7 +1,6 @@
 //! The blind-transfer state machine (SPEC §2): REFER response, NOTIFY progress, timeout,
 //! far-end BYE. Pure: values in, decisions out; the session does the SIP and the hooks.
 
-use crate::sip::uri::starts_with_ci;
 use std::time::{Duration, Instant};
 
 /// Why the transfer ended.
@@ -19,6 +18,8 @@ pub enum End {
     Timeout,
     /// The caller hung up during the transfer.
     FarEndBye,
+    /// The REFER could not be written: a value would have changed its structure.
+    NotSent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,34 +119,6 @@ impl Transfer {
     }
 }
 
-fn quote(display: &str) -> String {
-    format!("\"{}\"", display.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// SPEC §2.1: a URI or name-addr is used as written (bare URIs get angle brackets); a user
-/// or number becomes `<sip:VALUE@HOST>`.
-pub fn address(value: &str, display: Option<&str>, host: &str) -> String {
-    let value = value.trim();
-    if value.starts_with(['<', '"']) {
-        return value.to_string();
-    }
-    let mut out = String::with_capacity(value.len() + host.len() + display.map_or(0, |d| d.len() + 3) + 8);
-    if let Some(d) = display {
-        out.push_str(&quote(d));
-        out.push(' ');
-    }
-    out.push('<');
-    if ["sip:", "sips:", "tel:"].iter().any(|s| starts_with_ci(value, s)) {
-        out.push_str(value);
-    } else {
-        for part in ["sip:", value, "@", host] {
-            out.push_str(part);
-        }
-    }
-    out.push('>');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,14 +163,5 @@ mod tests {
         t.on_response(now, 202, false);
         assert_eq!(t.on_far_end_bye().map(|o| (o.refer_status, o.end)), Some((202, End::FarEndBye)));
         assert_eq!(t.on_far_end_bye(), None);
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(address("+15083084809", None, "10.0.0.1:5060"), "<sip:+15083084809@10.0.0.1:5060>");
-        assert_eq!(address("SIPS:alice@x.example", None, "h"), "<SIPS:alice@x.example>");
-        assert_eq!(address("tel:+4915683084809", None, "h"), "<tel:+4915683084809>");
-        assert_eq!(address("<sip:a@b>;foo=1", None, "h"), "<sip:a@b>;foo=1");
-        assert_eq!(address("bot", Some("The \"Bot\""), "h"), "\"The \\\"Bot\\\"\" <sip:bot@h>");
     }
 }

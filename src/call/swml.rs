@@ -7,6 +7,7 @@ use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
 use crate::app::{Application, BasicAuth, Hook, HttpMethod, Refer, Step, Verb};
 use crate::hooks::job::{Answer, Expect, HookOutcome, Payload};
+use crate::sip::write::Unwritable;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -146,6 +147,13 @@ impl Call {
         match outcome.final_status {
             Some(s) => m.set("sip_refer_to_response_code", json!(s.to_string())),
             None => m.set("sip_refer_to_response_code", Value::Null),
+        }
+    }
+
+    /// The REFER was never sent: `sip_refer_error` says why (the result is `error`).
+    pub(super) fn swml_refer_failed(&mut self, e: &Unwritable) {
+        if let Some(m) = self.machine() {
+            m.set("sip_refer_error", json!(e.to_string()));
         }
     }
 

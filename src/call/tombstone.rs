@@ -77,8 +77,9 @@ impl Tombstone {
             }
             None => Again::Reply { code: 481, our_tag: true, extra: &[] },
         };
-        let bytes = again.bytes(msg, &self.local_tag);
-        ctx.out.push_back(Output::Transmit(Transmit { local: self.local, dst: src, bytes }));
+        if let Ok(bytes) = again.bytes(msg, src, &self.local_tag) {
+            ctx.out.push_back(Output::Transmit(Transmit { local: self.local, dst: src, bytes }));
+        }
     }
 
     /// Answers kept for retransmissions.

@@ -1,7 +1,7 @@
 //! RFC 3261 §17 transaction timing over UDP, sans-IO: each schedule is advanced with `now`.
 
 use crate::sip::parse::Message;
-use crate::sip::write::{reason, Writer};
+use crate::sip::write::{reason, Unwritable, Writer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,8 @@ impl Retransmit {
 pub struct ClientTxn {
     pub branch: String,
     pub method: String,
+    /// A response must carry the request's CSeq number as well as its branch and method.
+    pub cseq: u32,
     pub bytes: Vec<u8>,
     pub dst: SocketAddr,
     pub timer: Retransmit,
@@ -113,17 +115,17 @@ pub enum Again {
 }
 
 impl Again {
-    /// The answer to `req`, whose To gets `local_tag` where it has none.
-    pub fn bytes(&self, req: &Message<'_>, local_tag: &str) -> Vec<u8> {
+    /// The answer to `req` from `src`, whose To gets `local_tag` where it has none.
+    pub fn bytes(&self, req: &Message<'_>, src: SocketAddr, local_tag: &str) -> Result<Vec<u8>, Unwritable> {
         match self {
             Again::Reply { code, our_tag, extra } => {
-                let mut w = Writer::response_to(req, *code, reason(*code), our_tag.then_some(local_tag));
+                let mut w = Writer::response_to(req, src, *code, reason(*code), our_tag.then_some(local_tag));
                 for (name, value) in *extra {
                     w.header(name, value);
                 }
                 w.finish(None)
             }
-            Again::Bytes(bytes) => bytes.to_vec(),
+            Again::Bytes(bytes) => Ok(bytes.to_vec()),
         }
     }
 }
