@@ -1,6 +1,7 @@
 //! The operator's HTTP endpoint: `/metrics` (Prometheus text) and `/healthz`. Served by
 //! one small thread; it reads counters the shard and the hook worker publish.
 
+use crate::admission::Refusal;
 use crate::engine::Stats;
 use crate::shard::Gauges;
 use std::fmt::Write as _;
@@ -16,6 +17,8 @@ pub struct HookCounters {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Hooks a call waited for that failed (the call went on without their answer).
+    pub failed: AtomicU64,
     /// POSTs to the batch endpoint answered 2xx.
     pub batches: AtomicU64,
     /// Time from the event to its 2xx, per hook delivered.
@@ -115,6 +118,23 @@ impl Metrics {
             "New calls refused with 503 (limits, congestion, shutdown).",
             s.refused,
         );
+        let _ = write!(
+            out,
+            "# HELP baton_calls_rejected_total New calls refused, by reason.\n# TYPE baton_calls_rejected_total counter\n"
+        );
+        for (refusal, n) in Refusal::ALL.iter().zip(s.edge_refused) {
+            let _ = writeln!(out, "baton_calls_rejected_total{{reason=\"{}\"}} {n}", refusal.as_str());
+        }
+        let _ = writeln!(out, "baton_calls_rejected_total{{reason=\"capacity\"}} {}", s.refused);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = write!(out, "# HELP baton_{name} {help}\n# TYPE baton_{name} {kind}\nbaton_{name} {value}\n");
+        };
+        metric(
+            "calls_never_acked_total",
+            "counter",
+            "Calls whose 200 was never acknowledged: ended without a BYE.",
+            s.never_acked,
+        );
         metric("calls_active", "gauge", "Calls in progress.", active as u64);
         metric(
             "calls_ended_held",
@@ -130,6 +150,12 @@ impl Metrics {
             "counter",
             "Hooks written to the dead-letter file.",
             h.dead_lettered.load(Ordering::Relaxed),
+        );
+        metric(
+            "hooks_failed_total",
+            "counter",
+            "Hooks a call waited for that failed (the call went on without their answer).",
+            h.failed.load(Ordering::Relaxed),
         );
         metric(
             "hook_batches_total",

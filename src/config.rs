@@ -1,6 +1,8 @@
 //! One configuration, from a TOML file and flags (flags win), validated once at start.
 
-use crate::app::{parse_document, Hook};
+use crate::admission::EdgeLimits;
+use crate::app::swml::run::VarLimits;
+use crate::app::{parse_document_within, Hook};
 use crate::engine::Settings;
 use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
@@ -33,9 +35,44 @@ pub struct Options {
     /// Base for relative hook URLs when there is no call hook.
     #[arg(long, value_name = "URL")]
     pub hook_base: Option<String>,
-    /// Signs every hook request (Baton-Signature and Jambonz-Signature headers).
-    #[arg(long, value_name = "SECRET")]
+    /// Signs every hook request (Baton-Signature and Jambonz-Signature headers). Prefer the
+    /// environment variable: a flag shows in the process list.
+    #[arg(long, value_name = "SECRET", env = "BATON_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Take INVITEs only from this network (CIDR or one address); repeat for several.
+    /// Default: from anywhere. Others get 403.
+    #[arg(long, value_name = "CIDR")]
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// New INVITEs a second from one source address before 503 (default 1000; 0: no limit).
+    #[arg(long, value_name = "N")]
+    pub source_rate: Option<f64>,
+    /// New INVITEs one source may send at once above --source-rate (default 2000).
+    #[arg(long, value_name = "N")]
+    pub source_burst: Option<f64>,
+    /// Calls from one source not yet acknowledged (waiting for the application or for the
+    /// ACK of our 200) before 503 (default 2000; 0: no limit).
+    #[arg(long, value_name = "N")]
+    pub source_unconfirmed: Option<usize>,
+    /// Redirects and actionHook answers with verbs that one call may follow (default 10).
+    #[arg(long, value_name = "N")]
+    pub max_redirects: Option<u32>,
+    /// Most verbs (or SWML methods) in one application document (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_verbs: Option<usize>,
+    /// Largest SWML variable, in bytes (default 262144).
+    #[arg(long, value_name = "BYTES")]
+    pub swml_max_value: Option<usize>,
+    /// Most bytes one call's SWML variables hold together (default 1048576).
+    #[arg(long, value_name = "BYTES")]
+    pub swml_max_vars: Option<usize>,
+    /// Largest hook answer read, in bytes; a longer one fails the hook (default 1048576).
+    #[arg(long, value_name = "BYTES")]
+    pub hook_max_answer: Option<usize>,
+    /// Hook requests in flight to one destination (host and port); more wait in the queue
+    /// (default 256).
+    #[arg(long, value_name = "N")]
+    pub hook_connections: Option<usize>,
     /// HOST for a bare user or number in Refer-To; default: the caller's Contact host.
     #[arg(long, value_name = "HOST")]
     pub refer_domain: Option<String>,
@@ -144,6 +181,7 @@ pub struct Options {
 macro_rules! prefer {
     ($flags:ident, $file:ident, $($field:ident),*) => {
         Options { listen: if $flags.listen.is_empty() { $file.listen } else { $flags.listen },
+                  allow: if $flags.allow.is_empty() { $file.allow } else { $flags.allow },
                   $($field: $flags.$field.or($file.$field)),* }
     };
 }
@@ -159,6 +197,15 @@ impl Options {
             app,
             hook_base,
             webhook_secret,
+            source_rate,
+            source_burst,
+            source_unconfirmed,
+            max_redirects,
+            max_verbs,
+            swml_max_value,
+            swml_max_vars,
+            hook_max_answer,
+            hook_connections,
             refer_domain,
             notify_timeout,
             hook_wait,
@@ -205,7 +252,8 @@ impl Options {
         let app = match &self.app {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
-                let app = parse_document(&text).map_err(|errors| {
+                let max_verbs = self.max_verbs.unwrap_or(HookSettings::default().max_verbs);
+                let app = parse_document_within(&text, max_verbs).map_err(|errors| {
                     let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
                     format!("--app {} is not a valid application:\n{}", path.display(), lines.join("\n"))
                 })?;
@@ -248,6 +296,21 @@ impl Options {
             max_calls: self.max_calls.unwrap_or(defaults.max_calls),
             max_message_size: self.max_message_size.unwrap_or(defaults.max_message_size),
             max_headers: self.max_headers.unwrap_or(defaults.max_headers),
+            swml_limits: VarLimits {
+                value: self.swml_max_value.unwrap_or(defaults.swml_limits.value),
+                total: self.swml_max_vars.unwrap_or(defaults.swml_limits.total),
+            },
+            max_redirects: self.max_redirects.unwrap_or(defaults.max_redirects),
+            edge: EdgeLimits {
+                invite_rate: at_least_zero("--source-rate", self.source_rate, defaults.edge.invite_rate)?,
+                invite_burst: at_least_zero("--source-burst", self.source_burst, defaults.edge.invite_burst)?,
+                unconfirmed: self.source_unconfirmed.unwrap_or(defaults.edge.unconfirmed),
+                allow: self
+                    .allow
+                    .iter()
+                    .map(|a| a.parse().map_err(|e| format!("--allow {e}")))
+                    .collect::<Result<_, _>>()?,
+            },
         };
         let hook_defaults = HookSettings::default();
         let hooks = HookSettings {
@@ -260,6 +323,13 @@ impl Options {
             dead_letter: self.dead_letter.unwrap_or(hook_defaults.dead_letter),
             flush: seconds("--hook-flush", self.hook_flush, hook_defaults.flush)?,
             counters: Default::default(),
+            max_answer: self.hook_max_answer.unwrap_or(hook_defaults.max_answer),
+            connections: match self.hook_connections {
+                Some(0) => return Err("--hook-connections must be at least 1".into()),
+                Some(n) => n,
+                None => hook_defaults.connections,
+            },
+            max_verbs: self.max_verbs.unwrap_or(hook_defaults.max_verbs),
             batch: match self.hook_batch_url {
                 Some(url) => Some(BatchSettings {
                     url: absolute(&url)?,
@@ -306,6 +376,15 @@ impl Options {
             coalesce,
             pin: self.pin.unwrap_or(true),
         })
+    }
+}
+
+/// A rate or count flag: a finite number, 0 or more.
+fn at_least_zero(flag: &str, value: Option<f64>, default: f64) -> Result<f64, String> {
+    match value {
+        Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Some(v) => Err(format!("{flag} {v}: must be a number, 0 or more")),
+        None => Ok(default),
     }
 }
 

@@ -2,6 +2,7 @@
 //! and hook replies go in with `now`; datagrams to send, hook jobs and the next deadline
 //! come out. It never reads the clock and never touches a socket.
 
+use crate::admission::{Refusal, Sources};
 use crate::app::{Application, Hook};
 use crate::call::{Call, Tombstone, ALLOW};
 use crate::hooks::job::{HookJob, HookReply};
@@ -47,6 +48,12 @@ pub struct Settings {
     pub max_calls: usize,
     pub max_message_size: usize,
     pub max_headers: usize,
+    /// What one call's SWML variables may hold.
+    pub swml_limits: crate::app::swml::run::VarLimits,
+    /// Redirects (and actionHooks that answer with verbs) one call may follow.
+    pub max_redirects: u32,
+    /// Who may start calls, and how fast: see [`crate::admission`].
+    pub edge: crate::admission::EdgeLimits,
 }
 
 impl Default for Settings {
@@ -70,6 +77,9 @@ impl Default for Settings {
             max_calls: 100_000,
             max_message_size: 65_535,
             max_headers: 128,
+            swml_limits: Default::default(),
+            max_redirects: 10,
+            edge: Default::default(),
         }
     }
 }
@@ -156,13 +166,24 @@ pub struct Stats {
     pub refused: u64,
     /// Calls answered 200 but never acknowledged: ended without a BYE.
     pub never_acked: u64,
+    /// New calls refused at the edge, by [`Refusal`] (in `Refusal::ALL`'s order).
+    pub edge_refused: [u64; 3],
 }
 
 impl Stats {
     /// Adds another shard's counters to these.
     pub fn add(&mut self, other: &Stats) {
-        let Stats { datagrams, dropped, bad_requests, unknown_dialog, stray_responses, calls, refused, never_acked } =
-            *other;
+        let Stats {
+            datagrams,
+            dropped,
+            bad_requests,
+            unknown_dialog,
+            stray_responses,
+            calls,
+            refused,
+            never_acked,
+            edge_refused,
+        } = *other;
         self.datagrams += datagrams;
         self.dropped += dropped;
         self.bad_requests += bad_requests;
@@ -171,6 +192,9 @@ impl Stats {
         self.calls += calls;
         self.refused += refused;
         self.never_acked += never_acked;
+        for (mine, theirs) in self.edge_refused.iter_mut().zip(edge_refused) {
+            *mine += theirs;
+        }
     }
 }
 
@@ -186,6 +210,8 @@ struct Slot {
     scheduled: Option<(Instant, TimerId)>,
     /// Counted in `Engine::active` (not ended yet).
     active: bool,
+    /// Counted against this source's unconfirmed calls (not acknowledged nor ended yet).
+    source: Option<IpAddr>,
 }
 
 impl Slot {
@@ -219,11 +245,13 @@ fn forget(out: &mut VecDeque<Output>, call: &Call) {
 pub struct Admission {
     max: usize,
     active: AtomicUsize,
+    /// The shards sharing it: each enforces its share of the per-source limits.
+    shards: usize,
 }
 
 impl Admission {
-    pub fn new(max: usize) -> Admission {
-        Admission { max, active: AtomicUsize::new(0) }
+    pub fn new(max: usize, shards: usize) -> Admission {
+        Admission { max, active: AtomicUsize::new(0), shards }
     }
 
     fn try_admit(&self) -> bool {
@@ -255,6 +283,8 @@ pub struct Engine {
     draining: bool,
     /// The hook queue is nearly full: no new calls.
     congested: bool,
+    /// Per-source admission: `--allow`, the INVITE bucket, the unconfirmed cap.
+    sources: Sources,
     pub stats: Stats,
 }
 
@@ -262,6 +292,7 @@ impl Engine {
     pub fn new(cfg: Arc<Settings>, shard: u16, seed: Seed) -> Engine {
         let max_calls = cfg.max_calls;
         Engine {
+            sources: Sources::new(&cfg.edge, 1),
             cfg,
             ids: Ids::new(shard, seed),
             shard,
@@ -272,7 +303,7 @@ impl Engine {
             out: VecDeque::new(),
             active: 0,
             buried: 0,
-            admission: Arc::new(Admission::new(max_calls)),
+            admission: Arc::new(Admission::new(max_calls, 1)),
             draining: false,
             congested: false,
             stats: Stats::default(),
@@ -281,6 +312,7 @@ impl Engine {
 
     /// Counts this engine's calls against a limit shared with other shards.
     pub fn sharing(mut self, admission: Arc<Admission>) -> Engine {
+        self.sources = Sources::new(&self.cfg.edge, admission.shards);
         self.admission = admission;
         self
     }
@@ -414,7 +446,17 @@ impl Engine {
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
+                    if let Err(refusal) = self.sources.admit(now, src.ip()) {
+                        self.stats.edge_refused[refusal as usize] += 1;
+                        let (code, extra): (u16, &[(&str, &str)]) = match refusal {
+                            Refusal::NotAllowed => (403, &[]),
+                            Refusal::SourceRate | Refusal::SourceUnconfirmed => (503, &[("Retry-After", "5")]),
+                        };
+                        self.stateless(local, src, &msg, code, reason(code), extra);
+                        return;
+                    }
                     if self.draining || self.congested || !self.admission.try_admit() {
+                        self.sources.confirmed(src.ip());
                         self.stats.refused += 1;
                         self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
@@ -423,7 +465,12 @@ impl Engine {
                         Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     let accepted = self.calls.try_insert_with_key(|k| {
                         let call = Call::accept(&mut ctx, key_of(k), data, &msg, &core, src, local)?;
-                        Ok(Slot { state: State::Live(Box::new(call)), scheduled: None, active: true })
+                        Ok(Slot {
+                            state: State::Live(Box::new(call)),
+                            scheduled: None,
+                            active: true,
+                            source: Some(src.ip()),
+                        })
                     });
                     match accepted {
                         Ok(k) => {
@@ -434,6 +481,7 @@ impl Engine {
                         }
                         Err(why) => {
                             self.admission.release();
+                            self.sources.confirmed(src.ip());
                             self.stats.bad_requests += 1;
                             self.stateless(local, src, &msg, 400, why, &[]);
                             return;
@@ -498,6 +546,11 @@ impl Engine {
             slot.active = false;
             self.active -= 1;
             self.admission.release();
+        }
+        if slot.source.is_some() && live.as_ref().is_none_or(|call| call.is_confirmed() || !call.is_active()) {
+            if let Some(ip) = slot.source.take() {
+                self.sources.confirmed(ip);
+            }
         }
         if let Some(call) = live {
             // An ended call shrinks to its tombstone as soon as only retransmissions can reach it.

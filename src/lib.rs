@@ -3,6 +3,7 @@
 //! `sip`, `txn`, `dialog`, `app`, `call` and `engine` form a sans-IO core (no sockets,
 //! threads or clocks); `shard` and `hooks` drive it with real I/O.
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod call;

@@ -64,7 +64,7 @@ enum Command {
     Replay {
         file: PathBuf,
         /// Signs each request, as `serve` does.
-        #[arg(long, value_name = "SECRET")]
+        #[arg(long, value_name = "SECRET", env = "BATON_WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: Option<String>,
         /// Timeout of one request in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 5000)]
@@ -128,7 +128,7 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
         tracing::info!(%addr, "listening (udp)");
     }
     if let Some(addr) = server.metrics_addr() {
-        tracing::info!(%addr, "metrics on http://ADDR/metrics");
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
     signals.forever().next();
     tracing::info!("signal: shutting down gracefully (a second signal stops at once)");

@@ -97,7 +97,7 @@ impl Server {
         };
         let (hooks, delivery) = Hooks::start(config.hooks, reply_sink(peers.clone()))?;
         let control = Arc::new(Control::new(shards));
-        let admission = Arc::new(Admission::new(config.settings.max_calls));
+        let admission = Arc::new(Admission::new(config.settings.max_calls, shards));
         let settings = Arc::new(config.settings);
         let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let mut threads = Vec::with_capacity(shards);

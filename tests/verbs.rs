@@ -72,4 +72,24 @@ fn redirect_fetches_a_new_application_with_get_and_basic_auth() {
     assert_eq!(next.method, "GET");
     assert!(next.query.contains("call_id=redirect-1"), "{}", next.query);
     assert_eq!(next.headers["authorization"], "Basic dTpw");
+    // A GET's payload travels in its query: Baton-Signature covers the URL with the query,
+    // and Jambonz-Signature signs the payload (jambonz's way), never an empty body.
+    let url = format!("{}?{}", hooks.url("/next"), next.query);
+    let t: u64 = next.headers["baton-signature"][2..12].parse().unwrap();
+    let signed_payload = |payload: &[u8]| baton::hooks::sign::jambonz_signature(b"s3cret", t, payload);
+    assert_ne!(next.headers["jambonz-signature"], signed_payload(b""));
+    assert_signed(next, &url, &serde_json::to_vec(&query_payload(&next.query)).unwrap());
+}
+
+/// The JSON payload a GET hook's query carries, as baton wrote it: its fields in order,
+/// numbers as numbers (what jambonz signs).
+fn query_payload(query: &str) -> serde_json::Value {
+    let fields = url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
+        let value = serde_json::from_str::<serde_json::Value>(&v)
+            .ok()
+            .filter(|v| !v.is_string())
+            .unwrap_or_else(|| serde_json::Value::String(v.into_owned()));
+        (k.into_owned(), value)
+    });
+    serde_json::Value::Object(fields.collect())
 }

@@ -4,7 +4,7 @@
 pub mod swml;
 mod validate;
 
-pub use validate::{application, parse_document, parse_verbs, DocError};
+pub use validate::{application, check_verb_count, parse_document, parse_document_within, parse_verbs, DocError};
 
 use std::sync::Arc;
 

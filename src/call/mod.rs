@@ -168,6 +168,8 @@ pub struct Call {
     setup_until: Instant,
     /// We hung up between our 200 and its ACK: the BYE (with these headers) waits for it.
     bye_after_ack: Option<Vec<(String, String)>>,
+    /// Applications that replaced the rest of this one (redirects, actionHook verbs).
+    replaced: u32,
 }
 
 impl Call {
@@ -212,6 +214,7 @@ impl Call {
             linger_until: None,
             setup_until: ctx.now + ctx.cfg.hook_wait,
             bye_after_ack: None,
+            replaced: 0,
         };
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
@@ -667,13 +670,24 @@ impl Call {
             (AfterHook::Application, Ok(Answer::Application(app))) => self.install(ctx, app),
             (AfterHook::Application, Ok(_)) => return self.reject(ctx, "call_hook returned no application"),
             (AfterHook::Application, Err(why)) => return self.reject(ctx, &why),
+            (AfterHook::Replace, Ok(Answer::Application(_))) if self.replaced >= ctx.cfg.max_redirects => {
+                let why = format!("more than {} redirects (--max-redirects)", ctx.cfg.max_redirects);
+                tracing::debug!(call_sid = %self.sid, reason = %why, "application ends");
+                self.running = Running::Stopped;
+                return match self.phase {
+                    Phase::Early => self.reject(ctx, &why),
+                    _ => self.hang_up(ctx, &[]),
+                };
+            }
             (AfterHook::Replace, Ok(Answer::Application(app))) => {
+                self.replaced += 1;
                 self.install(ctx, app);
                 self.finish_redirect(ctx);
             }
             (AfterHook::Replace, Ok(_)) => self.finish_redirect(ctx),
             (AfterHook::Replace, Err(why)) => {
-                tracing::warn!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
+                // Debug, not warn: the hook side counts and logs failures once per period.
+                tracing::debug!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
                 self.finish_redirect(ctx);
             }
             (AfterHook::SwmlRequest { url, save }, outcome) => self.swml_request_done(&url, save, outcome),
@@ -1066,6 +1080,11 @@ impl Call {
 
     pub fn is_active(&self) -> bool {
         self.phase != Phase::Ended
+    }
+
+    /// The caller acknowledged our 200: its address is confirmed.
+    pub fn is_confirmed(&self) -> bool {
+        self.phase == Phase::Confirmed
     }
 
     /// Shutdown: a transfer in progress reports its end, then the call is ended.

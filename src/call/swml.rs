@@ -45,7 +45,7 @@ impl Call {
             }
         }
         let envs = ctx.cfg.env_vars.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
-        Machine::new(doc, call, envs)
+        Machine::new(doc, call, envs, ctx.cfg.swml_limits)
     }
 
     fn machine(&mut self) -> Option<&mut Machine> {

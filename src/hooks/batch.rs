@@ -60,6 +60,7 @@ async fn send(deliverer: &Deliverer, url: Url, batch: Vec<Item>) {
         url,
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: Some(body),
+        payload: None,
     };
     let calls = batch.iter().map(|i| &*i.call_sid).collect::<Vec<_>>().join(",");
     let policy = Policy::default_with(deliverer.settings.retries);

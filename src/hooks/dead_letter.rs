@@ -1,12 +1,14 @@
 //! Hooks that could not be delivered: one JSON line each, with everything needed to send
 //! them again (`baton replay FILE`). The file is created on the first dead letter.
 
+use super::quiet::Quiet;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// During an outage every hook fails: say so once, then at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -20,6 +22,9 @@ pub struct DeadLetter {
     /// Headers as sent, without the signature (a replay signs anew).
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+    /// A GET's payload as JSON: what `Jambonz-Signature` signs on a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
     pub attempts: u32,
     pub last_error: String,
     /// Unix time of the last attempt, in seconds.
@@ -29,13 +34,12 @@ pub struct DeadLetter {
 pub struct DeadLetters {
     path: PathBuf,
     file: Mutex<Option<File>>,
-    /// When the log last spoke, and how many letters since.
-    quiet: Mutex<(Option<Instant>, u64)>,
+    quiet: Quiet,
 }
 
 impl DeadLetters {
     pub fn new(path: PathBuf) -> DeadLetters {
-        DeadLetters { path, file: Mutex::new(None), quiet: Mutex::new((None, 0)) }
+        DeadLetters { path, file: Mutex::new(None), quiet: Quiet::new(LOG_EVERY) }
     }
 
     pub fn path(&self) -> &Path {
@@ -50,7 +54,10 @@ impl DeadLetters {
         };
         let written = self.file.lock().map_err(|_| std::io::Error::other("lock poisoned")).and_then(|mut f| {
             if f.is_none() {
-                *f = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+                // Letters hold hook credentials (Basic auth) and call data: owner only.
+                let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                *f = Some(file);
             }
             match f.as_mut() {
                 Some(file) => writeln!(file, "{line}").and_then(|_| file.flush()),
@@ -64,14 +71,10 @@ impl DeadLetters {
     }
 
     fn report(&self, letter: &DeadLetter) {
-        let Ok(mut quiet) = self.quiet.lock() else { return };
-        quiet.1 += 1;
-        if quiet.0.is_some_and(|at| at.elapsed() < LOG_EVERY) {
-            return;
+        if let Some(count) = self.quiet.event() {
+            tracing::warn!(count, url = %letter.url, error = %letter.last_error, file = %self.path.display(),
+                           "hooks dead-lettered (replay them with `baton replay FILE`)");
         }
-        tracing::warn!(count = quiet.1, url = %letter.url, error = %letter.last_error, file = %self.path.display(),
-                       "hooks dead-lettered (replay them with `baton replay FILE`)");
-        *quiet = (Some(Instant::now()), 0);
     }
 }
 
@@ -104,6 +107,7 @@ mod tests {
             method: "POST".into(),
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: Some("{}".into()),
+            payload: None,
             attempts: 3,
             last_error: "HTTP 500".into(),
             at: 1,
@@ -111,6 +115,8 @@ mod tests {
         dl.append(&letter);
         dl.append(&letter);
         assert_eq!(read(&path).unwrap(), vec![letter.clone(), letter]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "letters hold credentials: readable by the owner only");
         std::fs::write(&path, "{\"nope\": 1}\n").unwrap();
         assert!(read(&path).unwrap_err().contains(":1:"));
         let _ = std::fs::remove_file(&path);

@@ -4,5 +4,6 @@ pub mod batch;
 pub mod dead_letter;
 pub mod job;
 pub mod policy;
+pub mod quiet;
 pub mod sign;
 pub mod worker;

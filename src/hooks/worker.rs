@@ -8,16 +8,17 @@ use super::batch::{BatchSettings, Item};
 use super::dead_letter::{DeadLetter, DeadLetters};
 use super::job::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
-use super::sign::signature;
-use crate::app::{parse_document, parse_verbs, Application, HttpMethod};
+use super::quiet::Quiet;
+use super::sign::{baton_signature, jambonz_signature};
+use crate::app::{check_verb_count, parse_document_within, parse_verbs, Application, HttpMethod};
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -37,6 +38,12 @@ pub struct HookSettings {
     pub counters: Arc<crate::api::HookCounters>,
     /// Where events nobody waits on go in batches, if anywhere.
     pub batch: Option<BatchSettings>,
+    /// Largest answer read; a longer one fails the hook (read as a stream and cut off).
+    pub max_answer: usize,
+    /// Requests in flight to one destination (scheme, host and port); more wait their turn.
+    pub connections: usize,
+    /// Most verbs in an application a hook answers with.
+    pub max_verbs: usize,
 }
 
 impl Default for HookSettings {
@@ -52,6 +59,9 @@ impl Default for HookSettings {
             flush: Duration::from_secs(10),
             counters: Arc::default(),
             batch: None,
+            max_answer: 1024 * 1024,
+            connections: 256,
+            max_verbs: 1000,
         }
     }
 }
@@ -71,6 +81,9 @@ pub type ReplySink = Arc<dyn Fn(HookReply) + Send + Sync>;
 pub struct Hooks {
     tx: mpsc::Sender<Msg>,
     queue: usize,
+    /// Jobs submitted and not yet finished (delivered, failed or batched): what the queue's
+    /// bound really bounds, since jobs leave the channel for their call's task at once.
+    pending: Arc<AtomicUsize>,
 }
 
 /// The delivery thread: ends once every [`Hooks`] handle is gone and the queue is flushed.
@@ -96,8 +109,25 @@ fn yield_to_shards() {
     }
 }
 
+/// Redirects are followed only to the same scheme, host and port: the signature and any
+/// Basic credentials must never reach another host (docs/security.md, "Hooks").
 fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
-    reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(64).build().map_err(std::io::Error::other)
+    let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(Url::origin);
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if first.is_some_and(|origin| origin != attempt.url().origin()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(64)
+        .redirect(same_origin)
+        .build()
+        .map_err(std::io::Error::other)
 }
 
 impl Hooks {
@@ -108,9 +138,13 @@ impl Hooks {
         let (cut, cutoff) = watch::channel(false);
         let (batch, items) = mpsc::unbounded_channel();
         let batch_settings = settings.batch.clone();
+        let pending = Arc::new(AtomicUsize::new(0));
         let deliverer = Arc::new(Deliverer {
             batch: batch_settings.is_some().then_some(batch),
             client: client(settings.timeout)?,
+            pending: pending.clone(),
+            destinations: std::sync::Mutex::new(HashMap::new()),
+            failing: Quiet::new(Duration::from_secs(10)),
             dead: DeadLetters::new(settings.dead_letter.clone()),
             settings,
             sink,
@@ -125,20 +159,32 @@ impl Hooks {
                 dispatch(rx, deliverer, cut).await
             })
         })?;
-        Ok((Hooks { tx, queue }, Delivery { thread }))
+        Ok((Hooks { tx, queue, pending }, Delivery { thread }))
     }
 
     /// Never blocks: when the queue is full the message comes back.
     pub fn submit(&self, msg: Msg) -> Result<(), Msg> {
-        self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-        })
+        let job = matches!(msg, Msg::Job(_));
+        if job && self.pending.load(Ordering::Acquire) >= self.queue {
+            return Err(msg);
+        }
+        self.tx
+            .try_send(msg)
+            .map(|()| {
+                if job {
+                    self.pending.fetch_add(1, Ordering::AcqRel);
+                }
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            })
     }
 
-    /// Nearly full: new calls should be refused so the calls already admitted keep room
-    /// for their hooks.
+    /// Nearly full (7/8 of the jobs the queue holds are not finished): new calls should be
+    /// refused so the calls already admitted keep room for their hooks.
     pub fn congested(&self) -> bool {
-        self.tx.capacity() < (self.queue / 8).max(1)
+        let room = (self.queue / 8).max(1);
+        self.tx.capacity() < room || self.pending.load(Ordering::Acquire) + room > self.queue
     }
 
     /// A shard that ends hands over what it held (waiting for room is fine now) and lets
@@ -192,9 +238,27 @@ pub(super) struct Prepared {
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// What `Jambonz-Signature` signs when it is not the body: a GET's payload as JSON
+    /// (jambonz signs the payload whatever the method carries it in).
+    pub payload: Option<Vec<u8>>,
+}
+
+/// A job is finished (delivered, failed, handed to the batcher) when this is dropped.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub(super) struct Deliverer {
+    /// Jobs submitted and not finished (shared with every [`Hooks`] handle).
+    pending: Arc<AtomicUsize>,
+    /// Requests in flight per destination (`scheme://host:port`), at most `connections`.
+    destinations: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Says once per period that hooks a call waits for are failing.
+    failing: Quiet,
     /// Events nobody waits on go here when there is a batch endpoint.
     batch: Option<mpsc::UnboundedSender<Item>>,
     client: reqwest::Client,
@@ -216,18 +280,39 @@ fn unix_now_f64() -> f64 {
 
 impl Deliverer {
     async fn run(&self, job: HookJob) {
+        let _finished = Finished(&self.pending);
         if let (Some(batch), None, Payload::Event(_) | Payload::Stamped(_)) = (&self.batch, job.reply, &job.body) {
             return self.batched(batch, job).await;
         }
         let result = self.deliver(&job).await;
         let Some(reply) = job.reply else { return };
+        // What goes back to the call may reach the caller (a 480's X-Reason): it names what
+        // failed, never the application's URL; the log has that.
         let outcome = match (result, reply.expect) {
             (Ok((status, body)), Expect::Http) => Ok(Answer::Http { status, body }),
-            (Ok((status, body)), expect) if (200..300).contains(&status) => interpret(&body, expect),
-            (Ok((status, _)), _) => Err(format!("{} answered HTTP {status}", job.hook.url)),
-            (Err(e), _) => Err(e),
+            (Ok((status, body)), expect) if (200..300).contains(&status) => {
+                interpret(&body, expect, self.settings.max_verbs)
+            }
+            (Ok((status, _)), _) => Err(format!("the application's hook answered HTTP {status}")),
+            (Err(e), _) => Err(format!("the application's hook failed: {e}")),
         };
+        if let Err(e) = &outcome {
+            self.settings.counters.failed.fetch_add(1, Ordering::Relaxed);
+            if let Some(count) = self.failing.event() {
+                tracing::warn!(count, url = %job.hook.url, error = %e, "hooks that calls wait for are failing");
+            }
+        }
         (self.sink)(HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome });
+    }
+
+    /// The permit to send one request to `url`'s destination.
+    async fn turn(&self, url: &Url) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let origin = url.origin().ascii_serialization();
+        let limit = {
+            let mut map = self.destinations.lock().ok()?;
+            map.entry(origin).or_insert_with(|| Arc::new(Semaphore::new(self.settings.connections))).clone()
+        };
+        limit.acquire_owned().await.ok()
     }
 
     /// Hands an event to the batcher and waits until its batch is acknowledged.
@@ -258,10 +343,10 @@ impl Deliverer {
         match Url::parse(raw) {
             Ok(url) => Ok(url),
             Err(url::ParseError::RelativeUrlWithoutBase) => match &self.settings.base {
-                Some(base) => base.join(raw).map_err(|e| format!("hook URL {raw:?}: {e}")),
-                None => Err(format!("relative hook URL {raw:?} has no base: set --hook-base or use a call hook")),
+                Some(base) => base.join(raw).map_err(|e| format!("bad hook URL: {e}")),
+                None => Err("a relative hook URL has no base: set --hook-base or use a call hook".into()),
             },
-            Err(e) => Err(format!("hook URL {raw:?}: {e}")),
+            Err(e) => Err(format!("bad hook URL: {e}")),
         }
     }
 
@@ -274,8 +359,12 @@ impl Deliverer {
             HttpMethod::Put => "PUT",
             HttpMethod::Delete => "DELETE",
         };
+        let mut payload = None;
         let (url, body) = match &job.body {
-            Payload::Event(v) if job.hook.method == HttpMethod::Get => (query_url(url, v), None),
+            Payload::Event(v) if job.hook.method == HttpMethod::Get => {
+                payload = Some(json(v));
+                (query_url(url, v), None)
+            }
             Payload::Event(v) => (url.clone(), Some(json(v))),
             Payload::Stamped(v) => {
                 let mut v = v.clone();
@@ -296,7 +385,7 @@ impl Deliverer {
                 base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password));
             headers.push(("Authorization".to_string(), format!("Basic {token}")));
         }
-        Prepared { method: method.to_string(), url, headers, body }
+        Prepared { method: method.to_string(), url, headers, body, payload }
     }
 
     /// Delivers with retries; the status and body of the last completed exchange. A hook
@@ -334,8 +423,13 @@ impl Deliverer {
             if *cutoff.borrow() {
                 return (Err("not delivered before shutdown".to_string()), attempt);
             }
+            let secret = self.settings.secret.as_deref();
+            let exchange = async {
+                let _turn = self.turn(&prepared.url).await;
+                send(&self.client, secret, prepared, self.settings.max_answer).await
+            };
             let result = tokio::select! {
-                r = send(&self.client, self.settings.secret.as_deref(), prepared) => r,
+                r = exchange => r,
                 _ = cutoff.wait_for(|cut| *cut) => Err((Failure::Other, "not delivered before shutdown".into())),
             };
             attempt += 1;
@@ -371,6 +465,7 @@ impl Deliverer {
             method: prepared.method.clone(),
             headers: prepared.headers.clone(),
             body: prepared.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            payload: prepared.payload.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
             attempts,
             last_error,
             at: unix_now(),
@@ -378,11 +473,14 @@ impl Deliverer {
     }
 }
 
-/// One HTTP exchange; signs the body when there is a secret.
+/// One HTTP exchange, signed when there is a secret; the answer is read up to `max_answer`
+/// bytes, and a longer one fails the exchange. Errors never name the URL (the caller may
+/// see them); the URL is in the log and the dead letter.
 async fn send(
     client: &reqwest::Client,
     secret: Option<&str>,
     p: &Prepared,
+    max_answer: usize,
 ) -> Result<(u16, String), (Failure, String)> {
     let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut req = client.request(method, p.url.clone());
@@ -390,13 +488,14 @@ async fn send(
         req = req.header(name.as_str(), value.as_str());
     }
     if let Some(secret) = secret {
-        let sig = signature(secret.as_bytes(), unix_now(), p.body.as_deref().unwrap_or_default());
-        req = req.header("Baton-Signature", &sig).header("Jambonz-Signature", &sig);
+        let (secret, now, body) = (secret.as_bytes(), unix_now(), p.body.as_deref().unwrap_or_default());
+        let ours = baton_signature(secret, now, &p.method, p.url.as_str(), body);
+        let theirs = jambonz_signature(secret, now, p.payload.as_deref().unwrap_or(body));
+        req = req.header("Baton-Signature", ours).header("Jambonz-Signature", theirs);
     }
     if let Some(body) = &p.body {
         req = req.body(body.clone());
     }
-    let url = &p.url;
     let classify = |e: reqwest::Error| {
         let failure = if e.is_timeout() {
             Failure::Timeout
@@ -405,12 +504,22 @@ async fn send(
         } else {
             Failure::Other
         };
-        (failure, format!("{url}: {e}"))
+        (failure, e.without_url().to_string())
     };
-    let resp = req.send().await.map_err(classify)?;
+    let too_long = || (Failure::Other, format!("answer longer than {max_answer} bytes (--hook-max-answer)"));
+    let mut resp = req.send().await.map_err(classify)?;
     let status = resp.status().as_u16();
-    let text = resp.text().await.map_err(classify)?;
-    Ok((status, text))
+    if resp.content_length().is_some_and(|n| n > max_answer as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > max_answer {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// `baton replay`: sends every dead letter of `path` once more, in order. Returns the
@@ -427,6 +536,7 @@ pub fn replay(letters: Vec<DeadLetter>, secret: Option<&str>, timeout: Duration)
                     url,
                     headers: letter.headers.clone(),
                     body: letter.body.clone().map(String::into_bytes),
+                    payload: letter.payload.clone().map(String::into_bytes),
                 },
                 Err(e) => {
                     letter.last_error = format!("bad URL: {e}");
@@ -436,7 +546,7 @@ pub fn replay(letters: Vec<DeadLetter>, secret: Option<&str>, timeout: Duration)
             };
             letter.attempts += 1;
             letter.at = unix_now();
-            match send(&client, secret, &prepared).await {
+            match send(&client, secret, &prepared, HookSettings::default().max_answer).await {
                 Ok((status, _)) if (200..300).contains(&status) => {}
                 Ok((status, _)) => {
                     letter.last_error = format!("HTTP {status}");
@@ -468,22 +578,25 @@ fn query_url(url: &Url, body: &serde_json::Value) -> Url {
 }
 
 /// Reads an awaited hook's answer.
-fn interpret(body: &str, expect: Expect) -> HookOutcome {
+fn interpret(body: &str, expect: Expect, max_verbs: usize) -> HookOutcome {
     let problems =
         |errors: Vec<crate::app::DocError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
     match expect {
         Expect::Application | Expect::Swml if body.trim().is_empty() => Err("the answer holds no application".into()),
-        Expect::Application => parse_document(body).map(Answer::Application).map_err(problems),
-        Expect::Swml => match parse_document(body).map_err(problems)? {
+        Expect::Application => parse_document_within(body, max_verbs).map(Answer::Application).map_err(problems),
+        Expect::Swml => match parse_document_within(body, max_verbs).map_err(problems)? {
             swml @ Application::Swml(_) => Ok(Answer::Application(swml)),
             Application::Verbs(_) => Err("expected a SWML document, got jambonz verbs".into()),
         },
         // An actionHook may answer with anything ("OK", {}): only a JSON array means verbs.
         Expect::Verbs => match serde_json::from_str::<serde_json::Value>(body) {
-            Ok(value @ serde_json::Value::Array(_)) => match parse_verbs(&value).map_err(problems)? {
-                steps if steps.is_empty() => Ok(Answer::Nothing),
-                steps => Ok(Answer::Application(Application::verbs(steps))),
-            },
+            Ok(value @ serde_json::Value::Array(_)) => {
+                check_verb_count(&value, max_verbs).map_err(problems)?;
+                match parse_verbs(&value).map_err(problems)? {
+                    steps if steps.is_empty() => Ok(Answer::Nothing),
+                    steps => Ok(Answer::Application(Application::verbs(steps))),
+                }
+            }
             _ => Ok(Answer::Nothing),
         },
         Expect::Http => Ok(Answer::Http { status: 200, body: body.to_string() }),
@@ -494,20 +607,26 @@ fn interpret(body: &str, expect: Expect) -> HookOutcome {
 mod tests {
     use super::*;
 
+    fn interpret_any(body: &str, expect: Expect) -> HookOutcome {
+        interpret(body, expect, 1000)
+    }
+
     #[test]
     fn interprets_answers() {
-        assert_eq!(interpret("", Expect::Verbs), Ok(Answer::Nothing));
-        assert_eq!(interpret("OK", Expect::Verbs), Ok(Answer::Nothing));
-        assert_eq!(interpret("{\"ok\":true}", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(interpret_any("", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(interpret_any("OK", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(interpret_any("{\"ok\":true}", Expect::Verbs), Ok(Answer::Nothing));
         assert!(
-            matches!(interpret("[{\"verb\":\"hangup\"}]", Expect::Verbs), Ok(Answer::Application(Application::Verbs(v))) if v.len() == 1)
+            matches!(interpret_any("[{\"verb\":\"hangup\"}]", Expect::Verbs), Ok(Answer::Application(Application::Verbs(v))) if v.len() == 1)
         );
-        assert!(interpret("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
+        assert!(interpret_any("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
         assert_eq!(
-            interpret("[{\"verb\":\"play\"}]", Expect::Application),
+            interpret_any("[{\"verb\":\"play\"}]", Expect::Application),
             Err("verb 0 (play): play: needs media, which baton does not provide".into())
         );
-        assert!(interpret("[{\"verb\":\"answer\"}]", Expect::Swml).unwrap_err().contains("expected a SWML document"));
+        assert!(interpret_any("[{\"verb\":\"answer\"}]", Expect::Swml)
+            .unwrap_err()
+            .contains("expected a SWML document"));
     }
 
     #[test]

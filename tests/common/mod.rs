@@ -31,6 +31,8 @@ pub struct Recorded {
     pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
+    /// The body as sent.
+    pub raw: Vec<u8>,
     /// When the request arrived.
     pub at: Instant,
 }
@@ -67,6 +69,7 @@ async fn record(
         query: uri.query().unwrap_or_default().to_string(),
         headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
         at: Instant::now(),
     };
     let reply = s.replies.lock().unwrap().get(&rec.path).cloned();
@@ -564,6 +567,17 @@ pub fn http_get(addr: &str, path: &str) -> String {
     let mut out = String::new();
     stream.read_to_string(&mut out).unwrap();
     out
+}
+
+/// Checks both signatures of a hook request signed with the test secret: Baton-Signature
+/// over method, URL and body; Jambonz-Signature over the JSON payload (`payload`: the body,
+/// or for a GET the payload its query carries).
+pub fn assert_signed(rec: &Recorded, url: &str, payload: &[u8]) {
+    use baton::hooks::sign::{baton_signature, jambonz_signature};
+    let ours = &rec.headers["baton-signature"];
+    let t: u64 = ours.strip_prefix("t=").and_then(|r| r.split(',').next()).unwrap().parse().unwrap();
+    assert_eq!(ours, &baton_signature(b"s3cret", t, &rec.method, url, &rec.raw));
+    assert_eq!(&rec.headers["jambonz-signature"], &jambonz_signature(b"s3cret", t, payload));
 }
 
 /// The value of one sample of a Prometheus text page (`name` with its labels, if any).

@@ -36,9 +36,40 @@ struct Frame {
     params: Map<String, Value>,
 }
 
+/// How much a document may keep in its variables: values from `set`, `request` answers
+/// and substitutions can grow (a string doubled in a `goto` loop), and a call's memory must
+/// not. A document that goes over ends, and the log says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VarLimits {
+    /// One variable's value, in bytes of JSON (about).
+    pub value: usize,
+    /// All of one call's variables together.
+    pub total: usize,
+}
+
+impl Default for VarLimits {
+    fn default() -> Self {
+        VarLimits { value: 256 * 1024, total: 1024 * 1024 }
+    }
+}
+
+/// About how many bytes `v` takes as JSON, without writing it.
+fn json_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|i| json_size(i) + 1).sum::<usize>(),
+        Value::Object(m) => 2 + m.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>(),
+    }
+}
+
 pub struct Machine {
     frames: Vec<Frame>,
     vars: Map<String, Value>,
+    limits: VarLimits,
+    /// What `vars` holds, by [`json_size`].
+    held: usize,
     call: Map<String, Value>,
     envs: Map<String, Value>,
     /// How often each goto (by section and index) has jumped.
@@ -49,8 +80,9 @@ pub struct Machine {
 const STEP_LIMIT: usize = 10_000;
 
 impl Machine {
-    pub fn new(doc: Arc<Document>, call: Map<String, Value>, envs: Map<String, Value>) -> Machine {
-        let mut m = Machine { frames: Vec::new(), vars: Map::new(), call, envs, jumps: HashMap::new() };
+    pub fn new(doc: Arc<Document>, call: Map<String, Value>, envs: Map<String, Value>, limits: VarLimits) -> Machine {
+        let mut m =
+            Machine { frames: Vec::new(), vars: Map::new(), limits, held: 0, call, envs, jumps: HashMap::new() };
         m.enter(doc, "main", Map::new());
         m
     }
@@ -61,7 +93,24 @@ impl Machine {
         true
     }
 
+    /// Sets a variable, unless that would go over the limits: then the document ends.
     pub fn set(&mut self, key: &str, value: Value) {
+        let size = json_size(&value);
+        let old = self.vars.get(key).map_or(0, |v| key.len() + json_size(v));
+        let total = self.held - old + key.len() + size;
+        let over = if size > self.limits.value {
+            Some(("one value", size, self.limits.value))
+        } else if total > self.limits.total {
+            Some(("all variables", total, self.limits.total))
+        } else {
+            None
+        };
+        if let Some((what, size, limit)) = over {
+            tracing::info!(variable = key, what, size, limit, "SWML variables over their limit; the document ends");
+            self.frames.clear();
+            return;
+        }
+        self.held = total;
         self.vars.insert(key.to_string(), value);
     }
 
@@ -138,12 +187,14 @@ impl Machine {
             Method::Set(vars) => {
                 for (k, v) in vars {
                     let v = expr::substitute_value(&v, self);
-                    self.vars.insert(k, v);
+                    self.set(&k, v);
                 }
             }
             Method::Unset(names) => {
                 for n in names {
-                    self.vars.remove(&n);
+                    if let Some(old) = self.vars.remove(&n) {
+                        self.held -= json_size(&old) + n.len();
+                    }
                 }
             }
             Method::Label(_) => {}
@@ -183,7 +234,7 @@ impl Machine {
             }
             Method::Return(v) => {
                 let v = expr::substitute_value(&v, self);
-                self.vars.insert("return_value".into(), v);
+                self.set("return_value", v);
                 self.leave_section();
             }
         }
@@ -242,7 +293,7 @@ mod tests {
     use serde_json::json;
 
     fn machine(doc: Value) -> Machine {
-        Machine::new(Arc::new(super::super::load(&doc).unwrap()), Map::new(), Map::new())
+        Machine::new(Arc::new(super::super::load(&doc).unwrap()), Map::new(), Map::new(), VarLimits::default())
     }
 
     #[test]
