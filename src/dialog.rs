@@ -180,7 +180,7 @@ impl Dialog {
 /// A value as one line: the CRLF of each folded line (RFC 3261 §7.3.1) becomes a space,
 /// since baton writes the value again into headers of its own.
 fn unfold(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_none() {
         return value.into();
     }
     value.split(['\r', '\n']).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ").into()

@@ -6,7 +6,7 @@ use crate::admission::{Refusal, Sources};
 use crate::app::{Application, Hook};
 use crate::call::{Call, Tombstone, ALLOW};
 use crate::hooks::job::{HookJob, HookReply};
-use crate::sip::parse::{parse_with, Limits, Message, StartLine};
+use crate::sip::parse::{parse_with, Limits, Message, ParseError, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
 use crate::sip::write::{push_socket_addr, reason, Writer};
@@ -382,7 +382,30 @@ impl Engine {
             self.stats.dropped += 1;
             return;
         }
-        let msg = match parse_with(data, Limits { max_headers: self.cfg.max_headers }) {
+        let limits = Limits { max_headers: self.cfg.max_headers };
+        match parse_with(data, limits) {
+            // A header section that is not UTF-8 (a Latin-1 display name from an old PBX)
+            // is read with each bad byte as U+FFFD: the call goes on rather than vanish. The
+            // rare copy is made only here.
+            Err(ParseError::NotUtf8) => {
+                let header_end = memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |i| i + 4);
+                let mut lossy = String::from_utf8_lossy(&data[..header_end]).into_owned().into_bytes();
+                lossy.extend_from_slice(&data[header_end..]);
+                self.handle_parsed(now, local, src, &lossy, parse_with(&lossy, limits));
+            }
+            parsed => self.handle_parsed(now, local, src, data, parsed),
+        }
+    }
+
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        src: SocketAddr,
+        data: &[u8],
+        parsed: Result<Message<'_>, ParseError>,
+    ) {
+        let msg = match parsed {
             Ok(msg) => msg,
             Err(e) => {
                 self.stats.dropped += 1;

@@ -356,6 +356,13 @@ impl<'a> NameAddr<'a> {
     }
 
     pub fn tag(&self) -> Option<&'a str> {
+        // Most From and To headers carry the tag alone, written `;tag=`: read it without
+        // the general parameter scan (every in-dialog message compares two tags).
+        if let Some(rest) = self.params.strip_prefix(";tag=") {
+            if !rest.bytes().any(|b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'=' | b'"')) {
+                return (!rest.is_empty()).then_some(rest);
+            }
+        }
         param(self.params, "tag").filter(|t| !t.is_empty())
     }
 }

@@ -156,9 +156,66 @@ fn masks(block: &[u8; BLOCK]) -> (u32, u32) {
     (mask(|b| b == b'\n'), mask(|b| b >= 0x80))
 }
 
+/// Whether `bytes` holds a control character other than HTAB (below 0x20, or 0x7f): what
+/// no start line or header value may carry. Sixteen bytes at a time; the writer checks
+/// every value of every message it writes.
+#[cfg(target_arch = "x86_64")]
+pub fn has_control(bytes: &[u8]) -> bool {
+    use std::arch::x86_64::{_mm_andnot_si128, _mm_setzero_si128, _mm_subs_epu8};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    let mut blocks = bytes.chunks_exact(16);
+    for block in blocks.by_ref() {
+        // SAFETY: `block` is sixteen readable bytes, read as one unaligned load; the rest
+        // only needs SSE2, which every x86-64 CPU has.
+        let found = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            // Bytes up to 0x1f: saturating 0x1f off them leaves zero.
+            let low = _mm_cmpeq_epi8(_mm_subs_epu8(v, _mm_set1_epi8(0x1f)), _mm_setzero_si128());
+            let tab = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8));
+            let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
+            _mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(tab, low), del))
+        };
+        if found != 0 {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| is_control(b))
+}
+
+/// The portable form of the above.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| is_control(b))
+}
+
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_bytes_are_found_in_any_position() {
+        for len in [0, 1, 15, 16, 17, 40] {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(!has_control(&text));
+            let mut tabbed = text.clone();
+            tabbed.iter_mut().step_by(3).for_each(|b| *b = b'\t');
+            assert!(!has_control(&tabbed), "HTAB is allowed");
+            let mut utf8 = text.clone();
+            utf8.extend_from_slice("é…".as_bytes());
+            assert!(!has_control(&utf8), "bytes above 0x7f are not controls");
+            for at in 0..len {
+                for bad in [b'\r', b'\n', 0, 0x1f, 0x7f] {
+                    let mut t = text.clone();
+                    t[at] = bad;
+                    assert!(has_control(&t), "{bad:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn lines_end_at_the_empty_line_and_their_text_stays_inside() {

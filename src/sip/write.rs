@@ -42,13 +42,30 @@ const CONTROL: &str = "contains a control character (CR, LF, NUL...)";
 /// Text of a start line or header value: no control character but HTAB (RFC 3261 §25.1,
 /// TEXT-UTF8char and LWS; folding is never written, so CR and LF never are).
 fn is_text(bytes: &[u8]) -> bool {
-    !bytes.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    !super::scan::has_control(bytes)
+}
+
+/// Whether `name` is a header that holds exactly one address (Refer-To, Referred-By, or
+/// their compact forms `r` and `b`), without the perfect hash: most names are neither.
+fn holds_one_address(name: &str) -> bool {
+    match name.len() {
+        1 => name.eq_ignore_ascii_case("r") || name.eq_ignore_ascii_case("b"),
+        8 => name.eq_ignore_ascii_case("Refer-To"),
+        11 => name.eq_ignore_ascii_case("Referred-By"),
+        _ => false,
+    }
 }
 
 /// Why `value` is not exactly one `[display] <URI> *(;param)` (a header that holds a
 /// single address: Refer-To, Referred-By).
 pub fn name_addr_problem(value: &str) -> Option<&'static str> {
-    let v = value.trim_matches([' ', '\t']).as_bytes();
+    address_problem(value.as_bytes())
+}
+
+fn address_problem(v: &[u8]) -> Option<&'static str> {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let v = &v[v.iter().take_while(|b| blank(b)).count()..];
+    let v = &v[..v.len() - v.iter().rev().take_while(|b| blank(b)).count()];
     let lt = match v.first() {
         Some(b'"') => {
             // A quoted display name: `\` escapes one character, the next bare `"` closes it.
@@ -264,8 +281,8 @@ impl Writer {
             Some("the header name must be a token")
         } else if !is_text(value) {
             Some(CONTROL)
-        } else if matches!(Name::lookup(name), Name::ReferTo | Name::ReferredBy) {
-            std::str::from_utf8(value).map_or(Some("not UTF-8"), name_addr_problem)
+        } else if holds_one_address(name) {
+            address_problem(value)
         } else {
             None
         };
@@ -338,14 +355,16 @@ pub fn address(value: &str, display: Option<&str>, host: &str) -> String {
 /// `rport` filled in with the source port (`received` then always added). `None`: the
 /// line is copied as it is, which is the usual case.
 fn stamped_via(line: &str, src: SocketAddr) -> Option<String> {
+    // The usual Via (no rport, sent-by the source's own address) is recognised without
+    // parsing the element: every response checks it.
+    let asks_rport = has_rport(line);
+    if !asks_rport && sent_by_host(line).is_some_and(|host| is_ip(host, src.ip())) {
+        return None;
+    }
     let first = split_list(line).next()?;
     let via = Via::parse(first)?;
-    let rport = param(via.params, "rport") == Some("");
-    let host = match via.sent_by.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => via.sent_by.rsplit_once(':').map_or(via.sent_by, |(host, _)| host),
-    };
-    let elsewhere = host.parse::<IpAddr>().map_or(true, |ip| ip != src.ip());
+    let rport = asks_rport && param(via.params, "rport") == Some("");
+    let elsewhere = sent_by_host(first).is_none_or(|host| !is_ip(host, src.ip()));
     if !rport && !elsewhere {
         return None;
     }
@@ -370,6 +389,59 @@ fn stamped_via(line: &str, src: SocketAddr) -> Option<String> {
     let offset = first.as_ptr() as usize - line.as_ptr() as usize;
     out.push_str(line.get(offset + first.len()..).unwrap_or_default());
     Some(out)
+}
+
+/// Whether a Via line has a parameter named `rport` (a `;` then, past white space, the name).
+fn has_rport(line: &str) -> bool {
+    let mut rest = line.as_bytes();
+    while let Some(i) = memchr::memchr(b';', rest) {
+        rest = &rest[i + 1..];
+        let name = &rest[rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count()..];
+        if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"rport") && name.get(5).is_none_or(|b| !is_token_byte(*b))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `host` is `ip` written out: IPv4 compared as `Display` writes it, without parsing.
+fn is_ip(host: &str, ip: IpAddr) -> bool {
+    let IpAddr::V4(v4) = ip else { return host.parse() == Ok(ip) };
+    // One pass over the dotted quad, each number compared with its octet as it ends.
+    let mut octets = v4.octets().into_iter();
+    let (mut n, mut digits) = (0u32, 0);
+    for b in host.bytes() {
+        match b {
+            b'0'..=b'9' if digits < 3 => {
+                n = n * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && octets.next().map(u32::from) == Some(n) => (n, digits) = (0, 0),
+            _ => return false,
+        }
+    }
+    digits > 0 && octets.next().map(u32::from) == Some(n) && octets.next().is_none()
+}
+
+/// The host of a Via's sent-by: what follows `SIP/2.0/TRANSPORT` and white space, up to a
+/// port, a parameter or the next element (an IPv6 reference without its brackets).
+fn sent_by_host(via: &str) -> Option<&str> {
+    let rest = match via.strip_prefix("SIP/2.0/UDP ") {
+        Some(rest) => rest,
+        None => {
+            let blank = |b: &u8| *b == b' ' || *b == b'\t';
+            let bytes = via.as_bytes();
+            let protocol = bytes.iter().position(|b| !blank(b))?;
+            let gap = protocol + bytes[protocol..].iter().position(blank)?;
+            &via[gap + bytes[gap..].iter().position(|b| !blank(b))?..]
+        }
+    };
+    if let Some(v6) = rest.strip_prefix('[') {
+        return v6.split(']').next();
+    }
+    let end = rest.bytes().position(|b| matches!(b, b':' | b';' | b',' | b' ' | b'\t')).unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// The standard reason phrase of a status code (RFC 3261 §21 and extensions).
@@ -489,6 +561,10 @@ mod tests {
             Some("SIP/2.0/UDP pbx.example;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP h2;branch=z9hG4bK2".into()),
             "RFC 3261 §18.2.1: received when sent-by is not the source; the other Vias as they were"
         );
+        for (host, same) in [("192.0.2.7", true), ("192.0.2.70", false), ("192.0.2", false), ("192.0.2.7.1", false)] {
+            assert_eq!(is_ip(host, src.ip()), same, "{host}");
+        }
+        assert_eq!(sent_by_host("SIP/2.0/TCP  pbx.example:5060;branch=z9hG4bK1"), Some("pbx.example"));
         let v6: SocketAddr = "[2001:db8::1]:5070".parse().unwrap();
         assert_eq!(stamped_via("SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK1", v6), None);
         let req = parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;rport;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP 10.0.0.2;rport;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n").unwrap();

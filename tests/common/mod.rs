@@ -277,7 +277,12 @@ pub const OFFER: &str = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP
 
 impl Carrier {
     pub fn new(baton: SocketAddr) -> Carrier {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Carrier::from_ip(baton, "127.0.0.1")
+    }
+
+    /// A carrier on another loopback address (a source of its own at the edge).
+    pub fn from_ip(baton: SocketAddr, ip: &str) -> Carrier {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         Carrier { sock, baton }
     }
