@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 fn whole_transfer(c: &mut Criterion) {
     let app = r#"[{"verb":"sip:refer","referTo":"agent","actionHook":"/a","eventHook":"/e"}]"#;
-    let settings = Settings { app: parse_document(app).ok(), edge: simulate::one_fast_source(), ..Settings::default() };
+    let settings =
+        Settings { app: parse_document(app).ok(), edge: baton::admission::EdgeLimits::lab(), ..Settings::default() };
     let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
     let mut now = Instant::now();
     let mut n = 0;

@@ -44,9 +44,3 @@ pub fn transfer(engine: &mut Engine, now: Instant, n: u64) -> usize {
     assert_eq!(call.stage, Stage::Done, "transfer {n} did not complete");
     sent
 }
-
-/// The edge limits for one carrier calling faster than any real trunk: the per-source checks
-/// run on every call and admit it.
-pub fn one_fast_source() -> baton::admission::EdgeLimits {
-    baton::admission::EdgeLimits { invite_rate: 1e9, invite_burst: 1e9, unconfirmed: 1 << 30, allow: Vec::new() }
-}

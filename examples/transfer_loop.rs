@@ -20,7 +20,8 @@ fn main() {
         Some("hooks") => r#"[{"verb":"sip:refer","referTo":"agent","actionHook":"/a","eventHook":"/e"}]"#,
         _ => r#"[{"verb":"sip:refer","referTo":"agent"}]"#,
     };
-    let settings = Settings { app: parse_document(app).ok(), edge: simulate::one_fast_source(), ..Settings::default() };
+    let settings =
+        Settings { app: parse_document(app).ok(), edge: baton::admission::EdgeLimits::lab(), ..Settings::default() };
     let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
     let mut now = Instant::now();
     for i in 0..n {

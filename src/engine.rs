@@ -382,31 +382,21 @@ impl Engine {
             self.stats.dropped += 1;
             return;
         }
-        let limits = Limits { max_headers: self.cfg.max_headers };
-        match parse_with(data, limits) {
-            // A header section that is not UTF-8 (a Latin-1 display name from an old PBX)
-            // is read with each bad byte as U+FFFD: the call goes on rather than vanish. The
-            // rare copy is made only here.
-            Err(ParseError::NotUtf8) => {
-                let header_end = memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |i| i + 4);
-                let mut lossy = String::from_utf8_lossy(&data[..header_end]).into_owned().into_bytes();
-                lossy.extend_from_slice(&data[header_end..]);
-                self.handle_parsed(now, local, src, &lossy, parse_with(&lossy, limits));
-            }
-            parsed => self.handle_parsed(now, local, src, data, parsed),
-        }
+        self.receive(now, local, src, data, true);
     }
 
-    fn handle_parsed(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        src: SocketAddr,
-        data: &[u8],
-        parsed: Result<Message<'_>, ParseError>,
-    ) {
-        let msg = match parsed {
+    /// Parses and handles one datagram. `lossy`: a header section that is not UTF-8 may be
+    /// read again with each bad byte as U+FFFD (a Latin-1 display name from an old PBX): the
+    /// call goes on rather than vanish, and the rare copy is made only then.
+    fn receive(&mut self, now: Instant, local: SocketAddr, src: SocketAddr, data: &[u8], lossy: bool) {
+        let msg = match parse_with(data, Limits { max_headers: self.cfg.max_headers }) {
             Ok(msg) => msg,
+            Err(ParseError::NotUtf8) if lossy => {
+                let header_end = memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |i| i + 4);
+                let mut text = String::from_utf8_lossy(&data[..header_end]).into_owned().into_bytes();
+                text.extend_from_slice(&data[header_end..]);
+                return self.receive(now, local, src, &text, false);
+            }
             Err(e) => {
                 self.stats.dropped += 1;
                 tracing::debug!(%src, error = %e, "dropped unparsable datagram");

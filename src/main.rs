@@ -120,6 +120,15 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
         };
+    let edge = &config.settings.edge;
+    let allow: Vec<String> = edge.allow.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        invites_per_s = edge.invite_rate,
+        burst = edge.invite_burst,
+        unconfirmed = edge.unconfirmed,
+        allow = if allow.is_empty() { "anyone".to_string() } else { allow.join(",") },
+        "per-source admission (a load test from one address needs a higher --source-rate)"
+    );
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
@@ -177,7 +186,12 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
     };
     let config = baton::server::ServerConfig {
         listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
-        settings: baton::engine::Settings { app: Some(app), ..Default::default() },
+        // The load generator is one source calling faster than any trunk.
+        settings: baton::engine::Settings {
+            app: Some(app),
+            edge: baton::admission::EdgeLimits::lab(),
+            ..Default::default()
+        },
         hooks: Default::default(),
         grace: std::time::Duration::from_secs(5),
         // One shard: the load generator in this process needs the other core.
