@@ -199,6 +199,19 @@ fn a_flood_from_one_source_does_not_starve_another() {
     assert_eq!(answered, 5, "every legitimate call got its application's answer");
     let peak = peak_in_flight(&hooks.at("/call"), Duration::from_millis(300));
     assert!(peak <= 20 + 2, "hook requests in flight: {peak}");
+    // Once the flood's admitted calls have had their answers, its own address calls again.
+    let after = Carrier::new(carrier.baton);
+    let deadline = Instant::now() + WAIT;
+    let status = (0..).find_map(|attempt| {
+        after.send(&after.invite_text(&format!("after-{attempt}"), ""));
+        let status = after.expect_response("INVITE", true).status();
+        if status != Some(503) || Instant::now() > deadline {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        None
+    });
+    assert_eq!(status, Some(Some(486)), "after the flood, calls from its address are admitted again");
     let flood_calls =
         hooks.at("/call").iter().filter(|r| r.body["call_id"].as_str().is_some_and(|c| c.starts_with("flood"))).count();
     let stats = rig.stop();

@@ -426,10 +426,7 @@ impl Call {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
         tracing::debug!(call_sid = %self.sid, reason = %why, "call rejected");
         if self.phase == Phase::Early {
-            let x_reason = [("X-Reason".to_string(), why)];
-            if let Err(e) = self.respond_invite(ctx, 480, "Temporarily Unavailable", &x_reason, None) {
-                tracing::error!(call_sid = %self.sid, error = %e, "480 not sent");
-            }
+            self.answer_with(ctx, 480, &[("X-Reason".to_string(), why)]);
         }
         self.end(ctx, Status::Failed, Some("baton"));
     }

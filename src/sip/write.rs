@@ -45,14 +45,26 @@ fn is_text(bytes: &[u8]) -> bool {
     !super::scan::has_control(bytes)
 }
 
-/// Whether `name` is a header that holds exactly one address (Refer-To, Referred-By, or
-/// their compact forms `r` and `b`), without the perfect hash: most names are neither.
-fn holds_one_address(name: &str) -> bool {
+/// Headers the writer treats apart, found without the perfect hash (most names are none).
+#[derive(PartialEq)]
+enum Kind {
+    /// Refer-To, Referred-By (compact `r`, `b`): exactly one address.
+    OneAddress,
+    /// Content-Length (compact `l`): the writer's own, from the body it is given; a second
+    /// one would let a value decide where the message ends.
+    Length,
+    Other,
+}
+
+fn kind_of(name: &str) -> Kind {
+    let is = |known: &str| name.eq_ignore_ascii_case(known);
     match name.len() {
-        1 => name.eq_ignore_ascii_case("r") || name.eq_ignore_ascii_case("b"),
-        8 => name.eq_ignore_ascii_case("Refer-To"),
-        11 => name.eq_ignore_ascii_case("Referred-By"),
-        _ => false,
+        1 if is("r") || is("b") => Kind::OneAddress,
+        1 if is("l") => Kind::Length,
+        8 if is("Refer-To") => Kind::OneAddress,
+        11 if is("Referred-By") => Kind::OneAddress,
+        14 if is("Content-Length") => Kind::Length,
+        _ => Kind::Other,
     }
 }
 
@@ -281,10 +293,12 @@ impl Writer {
             Some("the header name must be a token")
         } else if !is_text(value) {
             Some(CONTROL)
-        } else if holds_one_address(name) {
-            address_problem(value)
         } else {
-            None
+            match kind_of(name) {
+                Kind::OneAddress => address_problem(value),
+                Kind::Length => Some("written from the body, never given"),
+                Kind::Other => None,
+            }
         };
         if let Some(why) = problem {
             self.fail(name, why);
@@ -309,7 +323,7 @@ impl Writer {
         match body {
             Some((content_type, body)) => {
                 self.header("Content-Type", content_type);
-                self.header("Content-Length", u32::try_from(body.len()).unwrap_or(u32::MAX));
+                self.line("Content-Length", u32::try_from(body.len()).unwrap_or(u32::MAX));
                 self.buf.extend_from_slice(b"\r\n");
                 self.buf.extend_from_slice(body);
             }
@@ -533,6 +547,9 @@ mod tests {
         let mut w = Writer::request("REFER", "sip:a@b");
         w.header("Refer-To", address("sip:a@b>, <sip:evil@x", None, "h"));
         assert!(fault(w).starts_with("Refer-To: after the URI"));
+        let mut w = Writer::request("INFO", "sip:a@b");
+        w.header("l", "0");
+        assert_eq!(fault(w), "l: written from the body, never given");
         let mut w = Writer::request("REFER", "sip:a@b");
         w.header("Bad Name", "v");
         assert_eq!(fault(w), "Bad Name: the header name must be a token");
