@@ -66,7 +66,7 @@ const MEDIA_VERBS: &[&str] = &[
     "siprec",
 ];
 
-/// Headers the application may not set: baton owns them (SPEC §2.1).
+/// Headers the application may not set: baton owns them (docs/behaviour.md §2.1).
 const RESERVED: &[Name] = &[
     Name::Via,
     Name::From,

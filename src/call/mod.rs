@@ -272,7 +272,7 @@ impl Call {
         }
     }
 
-    /// Voice Gateway's `verb:status` events (SPEC §4).
+    /// Voice Gateway's `verb:status` events (docs/behaviour.md §4).
     fn verb_status(&mut self, ctx: &mut Ctx<'_>, event: &str) {
         let (Some(step), Some(hook)) = (self.current.as_deref(), &ctx.cfg.status_hook) else { return };
         let Some(id) = step.id.as_deref().filter(|_| self.notify_events) else { return };
@@ -896,8 +896,8 @@ impl Call {
         true
     }
 
-    /// Sends the REFER again with Digest credentials (SPEC §2.2): once per challenge; a
-    /// second challenge is final unless it says the nonce was only stale.
+    /// Sends the REFER again with Digest credentials (docs/behaviour.md §2.2): once per
+    /// challenge; a second challenge is final unless it says the nonce was only stale.
     fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, branch: &str) -> bool {
         const MAX_CHALLENGES: u8 = 3;
         let Some(Step { verb: Verb::Refer(r), .. }) = self.current.as_deref() else { return false };

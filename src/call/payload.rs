@@ -46,7 +46,7 @@ impl Identity {
         }
     }
 
-    /// The default Referred-By (SPEC §2.1).
+    /// The default Referred-By (docs/behaviour.md §2.1).
     pub fn referred_by(&self, host: &str) -> String {
         crate::sip::write::address(&self.transferee_user, self.transferee_display.as_deref(), host)
     }
@@ -75,7 +75,7 @@ pub fn call_fields(call: &Call) -> Map<String, Value> {
     m
 }
 
-/// The call_hook body: the call's identity plus the INVITE itself (SPEC §1.3).
+/// The call_hook body: the call's identity plus the INVITE itself (docs/behaviour.md §1.3).
 pub fn call_hook(call: &Call, msg: &Message<'_>, cfg: &Settings) -> Value {
     let mut m = call_fields(call);
     let mut headers = Map::new();
@@ -106,7 +106,7 @@ pub fn call_hook(call: &Call, msg: &Message<'_>, cfg: &Settings) -> Value {
     Value::Object(m)
 }
 
-/// The call_status_hook body (SPEC §1.8).
+/// The call_status_hook body (docs/behaviour.md §1.8).
 pub fn status(call: &Call, now: Instant) -> Value {
     let mut m = call_fields(call);
     if matches!(call.status, Status::Completed | Status::Failed | Status::Canceled) {
@@ -120,7 +120,7 @@ pub fn status(call: &Call, now: Instant) -> Value {
     Value::Object(m)
 }
 
-/// The sip:refer actionHook body (SPEC §2.4): integers, as jambonz sends them.
+/// The sip:refer actionHook body (docs/behaviour.md §2.4): integers, as jambonz sends them.
 pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<&str>) -> Value {
     let mut m = call_fields(call);
     m.insert("refer_status".into(), json!(outcome.refer_status));
@@ -133,8 +133,9 @@ pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<&str>) -> Va
     Value::Object(m)
 }
 
-/// SWML's `calling.call.refer` status callback (SPEC §3); codes are strings in this dialect
-/// and a code not yet received is absent. The worker adds `timestamp` when it sends.
+/// SWML's `calling.call.refer` status callback (docs/behaviour.md §3); codes are strings in
+/// this dialect and a code not yet received is absent. The worker adds `timestamp` when it
+/// sends.
 pub fn swml_refer_event(
     call: &Call,
     cfg: &Settings,

@@ -1,5 +1,6 @@
-//! The blind-transfer state machine (SPEC §2): REFER response, NOTIFY progress, timeout,
-//! far-end BYE. Pure: values in, decisions out; the session does the SIP and the hooks.
+//! The blind-transfer state machine (docs/behaviour.md §2): REFER response, NOTIFY progress,
+//! timeout, far-end BYE. Pure: values in, decisions out; the session does the SIP and the
+//! hooks.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! What a call does for SWML: turns the machine's actions into verbs and hooks, and feeds
-//! results back as variables (SPEC §3).
+//! results back as variables (docs/behaviour.md §3).
 
 use super::refer::Outcome;
 use super::{payload, AfterHook, Call, Ctx, Next, Phase, Program};
@@ -137,7 +137,7 @@ impl Call {
         }
     }
 
-    /// SWML variables after a transfer (SPEC §3).
+    /// SWML variables after a transfer (docs/behaviour.md §3).
     pub(super) fn swml_refer_done(&mut self, outcome: &Outcome) {
         let Some(m) = self.machine() else { return };
         let result = result(outcome);

@@ -1,4 +1,4 @@
-//! Which shard owns a datagram: a pure function of its bytes (ARCHITECTURE.md, "Routing").
+//! Which shard owns a datagram: a pure function of its bytes (docs/architecture.md, "Routing").
 //! 1. a response: the shard named in its top Via branch;
 //! 2. a request whose To-tag is ours: the shard named in that tag;
 //! 3. anything else: a hash of the Call-ID.

@@ -340,8 +340,8 @@ fn quote(display: &str) -> String {
     format!("\"{}\"", display.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// SPEC §2.1: a URI or name-addr is used as written (bare URIs get angle brackets); a user
-/// or number becomes `<sip:VALUE@HOST>`.
+/// A URI or name-addr is used as written (bare URIs get angle brackets); a user or number
+/// becomes `<sip:VALUE@HOST>` (docs/behaviour.md §2.1).
 pub fn address(value: &str, display: Option<&str>, host: &str) -> String {
     let value = value.trim();
     if value.starts_with(['<', '"']) {
