@@ -229,6 +229,29 @@ fn peak_in_flight(calls: &[Recorded], delay: Duration) -> usize {
     calls.iter().map(|a| calls.iter().filter(|b| b.at <= a.at && a.at < b.at + delay).count()).max().unwrap_or(0)
 }
 
+/// A hook redirected to another host is not followed (its signature and Basic credentials
+/// would go with it); one redirected on the same host is, signed for where it lands.
+#[test]
+fn hook_redirects_stay_on_their_host() {
+    let rig = Rig::new(json!([{"verb": "redirect", "actionHook": {"url": "/moved", "username": "u", "password": "p"}},
+                              {"verb": "sip:decline", "status": 486}]));
+    let (hooks, carrier) = (&rig.hooks, &rig.carrier);
+    let elsewhere = HookServer::start();
+    elsewhere.reply("/stolen", 200, &json!([{"verb": "sip:decline", "status": 403}]).to_string());
+    hooks.redirect("/moved", &elsewhere.url("/stolen"));
+    carrier.send(&carrier.invite_text("redirect-away", ""));
+    assert_eq!(carrier.expect_response("INVITE", true).status(), Some(486), "the redirect was not followed");
+    assert!(elsewhere.all().is_empty(), "nothing reached the other host: {:#?}", elsewhere.all());
+
+    hooks.redirect("/moved", &hooks.url("/here"));
+    hooks.reply("/here", 200, &json!([{"verb": "sip:decline", "status": 480}]).to_string());
+    carrier.send(&carrier.invite_text("redirect-same", ""));
+    assert_eq!(carrier.expect_response("INVITE", true).status(), Some(480), "followed on the same host");
+    let landed = &hooks.wait("/here", 1)[0];
+    assert_eq!(landed.headers["authorization"], "Basic dTpw");
+    assert_signed(landed, &hooks.url("/here"), &landed.raw);
+}
+
 /// `--allow`: INVITEs from other networks get 403 and are counted.
 #[test]
 fn only_allowed_trunks_start_calls() {

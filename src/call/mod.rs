@@ -614,6 +614,18 @@ impl Call {
         self.complete_refer_with(ctx, outcome, false, Some(&e));
     }
 
+    /// The caller is gone (or the call is being ended under it): a transfer in progress
+    /// reports its end, and verbs its actionHook returns will not run.
+    fn caller_gone(&mut self, ctx: &mut Ctx<'_>) {
+        let outcome = match &mut self.running {
+            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.complete_refer(ctx, outcome, true);
+        }
+    }
+
     /// `caller_gone`: the far end hung up during the transfer.
     fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
         self.complete_refer_with(ctx, outcome, caller_gone, None);
@@ -760,13 +772,7 @@ impl Call {
             _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
             "BYE" => {
                 self.reply(ctx, msg, core, src, 200, &[]);
-                let outcome = match &mut self.running {
-                    Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
-                    _ => None,
-                };
-                if let Some(outcome) = outcome {
-                    self.complete_refer(ctx, outcome, true);
-                }
+                self.caller_gone(ctx);
                 self.end(ctx, Status::Completed, Some("caller"));
             }
             "INVITE" | "UPDATE" => {
@@ -1007,13 +1013,6 @@ impl Call {
                         // there could go to anyone the INVITE named (RFC 3261 §13.3.1.4).
                         tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call without BYE");
                         ctx.stats.never_acked += 1;
-                        let outcome = match &mut self.running {
-                            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
-                            _ => None,
-                        };
-                        if let Some(outcome) = outcome {
-                            self.complete_refer(ctx, outcome, true);
-                        }
                         self.end(ctx, Status::Failed, Some("baton"));
                     }
                 }
@@ -1086,13 +1085,7 @@ impl Call {
 
     /// Shutdown: a transfer in progress reports its end, then the call is ended.
     pub fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
-        let outcome = match &mut self.running {
-            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
-            _ => None,
-        };
-        if let Some(outcome) = outcome {
-            self.complete_refer(ctx, outcome, true);
-        }
+        self.caller_gone(ctx);
         match self.phase {
             Phase::Early => {
                 let retry = [("Retry-After".to_string(), "5".to_string())];

@@ -109,26 +109,18 @@ fn yield_to_shards() {
     }
 }
 
-/// Redirects are followed only to the same scheme, host and port: the signature and any
-/// Basic credentials must never reach another host (docs/security.md, "Hooks").
+/// Redirects are followed by [`send`], not by the client: each hop is signed for its own URL.
 fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
-    let same_origin = reqwest::redirect::Policy::custom(|attempt| {
-        let first = attempt.previous().first().map(Url::origin);
-        if attempt.previous().len() > 5 {
-            attempt.error("more than 5 redirects")
-        } else if first.is_some_and(|origin| origin != attempt.url().origin()) {
-            attempt.stop()
-        } else {
-            attempt.follow()
-        }
-    });
     reqwest::Client::builder()
         .timeout(timeout)
         .pool_max_idle_per_host(64)
-        .redirect(same_origin)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(std::io::Error::other)
 }
+
+/// Redirects one hook request may follow.
+const MAX_REDIRECTS: usize = 5;
 
 impl Hooks {
     pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<(Hooks, Delivery)> {
@@ -473,9 +465,23 @@ impl Deliverer {
     }
 }
 
+fn classify(e: reqwest::Error) -> (Failure, String) {
+    let failure = if e.is_timeout() {
+        Failure::Timeout
+    } else if e.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Other
+    };
+    (failure, e.without_url().to_string())
+}
+
 /// One HTTP exchange, signed when there is a secret; the answer is read up to `max_answer`
-/// bytes, and a longer one fails the exchange. Errors never name the URL (the caller may
-/// see them); the URL is in the log and the dead letter.
+/// bytes, and a longer one fails the exchange. A redirect (301, 302, 307, 308) is followed
+/// with the same method and body, signed anew for its URL, and only to the same scheme,
+/// host and port: the signature and any Basic credentials never reach another host
+/// (docs/security.md, "Signatures"); a redirect elsewhere is the answer, and fails the hook.
+/// Errors never name the URL (the caller may see them); the log and the dead letter do.
 async fn send(
     client: &reqwest::Client,
     secret: Option<&str>,
@@ -483,31 +489,38 @@ async fn send(
     max_answer: usize,
 ) -> Result<(u16, String), (Failure, String)> {
     let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut req = client.request(method, p.url.clone());
-    for (name, value) in &p.headers {
-        req = req.header(name.as_str(), value.as_str());
-    }
-    if let Some(secret) = secret {
-        let (secret, now, body) = (secret.as_bytes(), unix_now(), p.body.as_deref().unwrap_or_default());
-        let ours = baton_signature(secret, now, &p.method, p.url.as_str(), body);
-        let theirs = jambonz_signature(secret, now, p.payload.as_deref().unwrap_or(body));
-        req = req.header("Baton-Signature", ours).header("Jambonz-Signature", theirs);
-    }
-    if let Some(body) = &p.body {
-        req = req.body(body.clone());
-    }
-    let classify = |e: reqwest::Error| {
-        let failure = if e.is_timeout() {
-            Failure::Timeout
-        } else if e.is_connect() {
-            Failure::Connect
-        } else {
-            Failure::Other
-        };
-        (failure, e.without_url().to_string())
+    let mut url = p.url.clone();
+    let mut hops = 0;
+    let mut resp = loop {
+        let mut req = client.request(method.clone(), url.clone());
+        for (name, value) in &p.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        if let Some(secret) = secret {
+            let (secret, now, body) = (secret.as_bytes(), unix_now(), p.body.as_deref().unwrap_or_default());
+            let ours = baton_signature(secret, now, &p.method, url.as_str(), body);
+            let theirs = jambonz_signature(secret, now, p.payload.as_deref().unwrap_or(body));
+            req = req.header("Baton-Signature", ours).header("Jambonz-Signature", theirs);
+        }
+        if let Some(body) = &p.body {
+            req = req.body(body.clone());
+        }
+        let resp = req.send().await.map_err(classify)?;
+        let next = matches!(resp.status().as_u16(), 301 | 302 | 307 | 308)
+            .then(|| resp.headers().get(reqwest::header::LOCATION)?.to_str().ok())
+            .flatten()
+            .and_then(|location| url.join(location).ok())
+            .filter(|next| next.origin() == url.origin());
+        match next {
+            Some(next) if hops < MAX_REDIRECTS => {
+                hops += 1;
+                url = next;
+            }
+            Some(_) => return Err((Failure::Other, format!("more than {MAX_REDIRECTS} redirects"))),
+            None => break resp,
+        }
     };
     let too_long = || (Failure::Other, format!("answer longer than {max_answer} bytes (--hook-max-answer)"));
-    let mut resp = req.send().await.map_err(classify)?;
     let status = resp.status().as_u16();
     if resp.content_length().is_some_and(|n| n > max_answer as u64) {
         return Err(too_long());

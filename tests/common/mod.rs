@@ -42,6 +42,8 @@ struct Reply {
     status: u16,
     body: String,
     delay: Duration,
+    /// A `Location` header (a redirect).
+    location: Option<String>,
 }
 
 #[derive(Clone, Default)]
@@ -74,9 +76,13 @@ async fn record(
     };
     let reply = s.replies.lock().unwrap().get(&rec.path).cloned();
     s.log.lock().unwrap().push(rec);
-    let reply = reply.unwrap_or(Reply { status: 200, body: String::new(), delay: Duration::ZERO });
+    let reply = reply.unwrap_or(Reply { status: 200, body: String::new(), delay: Duration::ZERO, location: None });
     tokio::time::sleep(reply.delay).await;
-    (StatusCode::from_u16(reply.status).unwrap(), reply.body)
+    let mut headers = HeaderMap::new();
+    if let Some(location) = reply.location {
+        headers.insert(axum::http::header::LOCATION, location.parse().unwrap());
+    }
+    (StatusCode::from_u16(reply.status).unwrap(), headers, reply.body)
 }
 
 impl HookServer {
@@ -104,7 +110,14 @@ impl HookServer {
     }
 
     pub fn reply_after(&self, path: &str, status: u16, body: &str, delay: Duration) {
-        self.state.replies.lock().unwrap().insert(path.into(), Reply { status, body: body.into(), delay });
+        let reply = Reply { status, body: body.into(), delay, location: None };
+        self.state.replies.lock().unwrap().insert(path.into(), reply);
+    }
+
+    /// Answers `path` with a `307 Temporary Redirect` to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        let reply = Reply { status: 307, body: String::new(), delay: Duration::ZERO, location: Some(location.into()) };
+        self.state.replies.lock().unwrap().insert(path.into(), reply);
     }
 
     pub fn all(&self) -> Vec<Recorded> {
