@@ -192,7 +192,8 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
     let (mut io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO)?;
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
-    let prefix = format!("load-{:x}-", fastrand::u32(..));
+    // 64 bits from the OS: two generators (or runs) never share a Call-ID.
+    let prefix = format!("load-{:016x}-", crate::tokens::Ids::new(0, crate::tokens::Seed::from_os()?).random());
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?;
     let mut calls: HashMap<u64, LoadCall> = HashMap::new();
     let mut timers: Wheel<u64> = Wheel::default();
