@@ -1,10 +1,12 @@
 //! Application documents: the jambonz verb dialect, parsed into types that cannot hold an
 //! invalid verb. Validation reports every problem with its verb index and property.
 
+mod document;
 pub mod swml;
 mod validate;
 
-pub use validate::{application, check_verb_count, parse_document, parse_document_within, parse_verbs, DocError};
+pub use document::{application, check_verb_count, parse_document, parse_document_within};
+pub use validate::{parse_verbs, DocError};
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Webhooks: the jobs the core emits and the workers that deliver them over HTTP.
 
 pub mod batch;
+pub mod counters;
 pub mod dead_letter;
 pub mod job;
 pub mod policy;

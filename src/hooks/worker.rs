@@ -35,7 +35,7 @@ pub struct HookSettings {
     pub dead_letter: PathBuf,
     /// At shutdown, how long queued hooks may still be tried before they are dead-lettered.
     pub flush: Duration,
-    pub counters: Arc<crate::api::HookCounters>,
+    pub counters: Arc<super::counters::HookCounters>,
     /// Where events nobody waits on go in batches, if anywhere.
     pub batch: Option<BatchSettings>,
     /// Largest answer read; a longer one fails the hook (read as a stream and cut off).

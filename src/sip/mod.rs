@@ -1,6 +1,7 @@
 //! Sans-IO SIP: parsing, writing and the small grammars baton needs. No sockets, no clocks.
 
 pub mod digest;
+mod error;
 pub mod header;
 pub mod parse;
 mod scan;

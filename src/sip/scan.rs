@@ -6,7 +6,7 @@
 //! whether a byte with the high bit set was seen: an all-ASCII header section, the usual
 //! one, needs no UTF-8 pass of its own.
 
-use super::parse::ParseError;
+use super::error::ParseError;
 
 const BLOCK: usize = 32;
 

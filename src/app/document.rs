@@ -1,0 +1,60 @@
+//! A whole application document (a file, a call hook's answer): JSON or YAML, jambonz verbs
+//! or SWML, and how many verbs it may hold. The dialects' own validation is in `validate`
+//! (jambonz) and `swml`; this is where a document is told apart and handed to one of them.
+
+use super::validate::{doc_error, parse_verbs, DocError};
+use super::Application;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A whole application (a file or a call_hook answer): a jambonz verb array, or a SWML
+/// document in JSON or YAML. It must hold at least one verb.
+pub fn parse_document(text: &str) -> Result<Application, Vec<DocError>> {
+    parse_document_within(text, usize::MAX)
+}
+
+/// [`parse_document`], refusing a document of more than `max_verbs` verbs (or SWML methods
+/// in its sections), as `--max-verbs` asks.
+pub fn parse_document_within(text: &str, max_verbs: usize) -> Result<Application, Vec<DocError>> {
+    let value = document_value(text)?;
+    check_verb_count(&value, max_verbs)?;
+    application(&value)
+}
+
+/// Refuses a document with more than `max` verbs: a list's items, or the methods of every
+/// SWML section together.
+pub fn check_verb_count(value: &Value, max: usize) -> Result<(), Vec<DocError>> {
+    let count = match value {
+        Value::Array(items) => items.len(),
+        _ => match value.get("sections").and_then(Value::as_object) {
+            Some(sections) => sections.values().filter_map(Value::as_array).map(Vec::len).sum(),
+            None => 0,
+        },
+    };
+    if count > max {
+        return Err(doc_error(format!("the document has {count} verbs, more than {max} (--max-verbs)")));
+    }
+    Ok(())
+}
+
+fn document_value(text: &str) -> Result<Value, Vec<DocError>> {
+    let trimmed = text.trim_start();
+    let value: Value = if trimmed.starts_with(['[', '{']) {
+        serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}")))?
+    } else {
+        serde_norway::from_str(text).map_err(|e| doc_error(format!("neither JSON nor valid YAML: {e}")))?
+    };
+    Ok(value)
+}
+
+/// A whole application from a parsed value.
+pub fn application(value: &Value) -> Result<Application, Vec<DocError>> {
+    if !value.is_array() && super::swml::is_swml(value) {
+        return super::swml::load(value).map(|doc| Application::Swml(Arc::new(doc)));
+    }
+    let steps = parse_verbs(value)?;
+    if steps.is_empty() {
+        return Err(doc_error("the document holds no verbs"));
+    }
+    Ok(Application::verbs(steps))
+}

@@ -1,0 +1,35 @@
+//! Why a datagram is not a SIP message: shared by the parser and the line scanner under it.
+
+use std::fmt;
+
+/// Why a datagram is not a SIP message. `Display` gives a reason phrase fit for a 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    Empty,
+    NotUtf8,
+    NoHeaderEnd,
+    BadStartLine,
+    BadVersion,
+    BadHeaderLine,
+    TooManyHeaders,
+    BadContentLength,
+    TruncatedBody,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParseError::Empty => "Empty Message",
+            ParseError::NotUtf8 => "Header Section Not UTF-8",
+            ParseError::NoHeaderEnd => "Incomplete Header Section",
+            ParseError::BadStartLine => "Malformed Start Line",
+            ParseError::BadVersion => "Unsupported SIP Version",
+            ParseError::BadHeaderLine => "Malformed Header Line",
+            ParseError::TooManyHeaders => "Too Many Headers",
+            ParseError::BadContentLength => "Bad Content-Length",
+            ParseError::TruncatedBody => "Body Shorter Than Content-Length",
+        })
+    }
+}
+
+impl std::error::Error for ParseError {}
