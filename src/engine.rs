@@ -3,16 +3,12 @@
 //! come out. It never reads the clock and never touches a socket.
 
 use crate::admission::{Refusal, Sources};
-use crate::app::{Application, Hook};
-use crate::call::{Call, Tombstone, ALLOW};
-use crate::hooks::job::{HookJob, HookReply};
+use crate::call::{Call, Ctx, Tombstone, ALLOW};
+use crate::hooks::job::HookReply;
 use crate::sip::parse::{parse_with, Limits, Message, ParseError, StartLine};
-use crate::sip::sdp::Direction;
-use crate::sip::uri::Uri;
-use crate::sip::write::{push_socket_addr, reason, Writer};
+use crate::sip::write::{reason, Writer};
 use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids, Seed};
-use crate::txn::Timers;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -20,107 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Everything the core needs to know, fixed at start.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub timers: Timers,
-    /// A static application (`--app`); wins over the call hook.
-    pub app: Option<Application>,
-    pub call_hook: Option<Hook>,
-    pub status_hook: Option<Hook>,
-    /// HOST for a bare user or number in Refer-To / Referred-By.
-    pub refer_domain: Option<String>,
-    /// How long a transfer waits for its final NOTIFY after the REFER is accepted.
-    pub notify_timeout: Duration,
-    /// How long a call waits for the answer to a hook it needs (call hook, actionHook,
-    /// SWML fetch) before it goes on as if the hook failed.
-    pub hook_wait: Duration,
-    pub sdp_direction: Direction,
-    /// The address written in Contact and Via when the listen address is not reachable as is.
-    pub public_ip: Option<IpAddr>,
-    pub account_sid: Option<String>,
-    pub application_sid: Option<String>,
-    pub env_vars: Option<serde_json::Value>,
-    /// SWML status callbacks: `project_id`, `space_id` and `node_id`.
-    pub project_id: String,
-    pub space_id: String,
-    pub node_id: String,
-    pub max_calls: usize,
-    pub max_message_size: usize,
-    pub max_headers: usize,
-    /// What one call's SWML variables may hold.
-    pub swml_limits: crate::app::swml::run::VarLimits,
-    /// Redirects (and actionHooks that answer with verbs) one call may follow.
-    pub max_redirects: u32,
-    /// Who may start calls, and how fast: see [`crate::admission`].
-    pub edge: crate::admission::EdgeLimits,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            timers: Timers::default(),
-            app: None,
-            call_hook: None,
-            status_hook: None,
-            refer_domain: None,
-            notify_timeout: Duration::from_secs(15),
-            hook_wait: Duration::from_secs(30),
-            sdp_direction: Direction::Inactive,
-            public_ip: None,
-            account_sid: None,
-            application_sid: None,
-            env_vars: None,
-            project_id: String::new(),
-            space_id: String::new(),
-            node_id: "baton".into(),
-            max_calls: 100_000,
-            max_message_size: 65_535,
-            max_headers: 128,
-            swml_limits: Default::default(),
-            max_redirects: 10,
-            edge: Default::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// `host:port` for our Contact and Via on a call that arrived at `local`.
-    pub fn advertised(&self, local: SocketAddr, invite: &Message<'_>) -> String {
-        let addr = if let Some(ip) = self.public_ip {
-            SocketAddr::new(ip, local.port())
-        } else if !local.ip().is_unspecified() {
-            local
-        } else {
-            // Bound to every address: the one the caller dialled is the one it can reach.
-            let dialled = match invite.start {
-                StartLine::Request { uri, .. } => Uri::parse(uri).and_then(|u| u.socket_addr()),
-                StartLine::Response { .. } => None,
-            };
-            dialled.map_or(local, |a| SocketAddr::new(a.ip(), local.port()))
-        };
-        let mut out = String::with_capacity(21);
-        push_socket_addr(&mut out, addr);
-        out
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The listening address to send from.
-    pub local: SocketAddr,
-    pub dst: SocketAddr,
-    pub bytes: Vec<u8>,
-}
-
-#[derive(Debug)]
-pub enum Output {
-    Transmit(Transmit),
-    Hook(HookJob),
-    /// The call, which sent hooks, is forgotten: its hook queue can close after what was
-    /// already queued. (A call that never sent one has no queue to close.)
-    CallGone(Arc<str>),
-}
+pub use crate::output::{Output, Transmit};
+pub use crate::settings::Settings;
+pub use crate::stats::Stats;
 
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
@@ -137,66 +35,8 @@ fn unsupported_required(msg: &Message<'_>) -> Option<String> {
     (!tags.is_empty()).then(|| tags.join(", "))
 }
 
-/// What a call's handlers need: the time, the settings, and where effects go.
-pub struct Ctx<'a> {
-    pub now: Instant,
-    pub cfg: &'a Settings,
-    pub out: &'a mut VecDeque<Output>,
-    pub ids: &'a mut Ids,
-    pub stats: &'a mut Stats,
-}
-
 /// The earliest a call's timer fires after the moment it is set.
 const MIN_TIMER: Duration = Duration::from_millis(1);
-
-/// Counters an operator reads to see what the edge is sending.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub datagrams: u64,
-    /// Not parsable far enough to answer: dropped.
-    pub dropped: u64,
-    /// Answered 400.
-    pub bad_requests: u64,
-    /// Answered 481.
-    pub unknown_dialog: u64,
-    /// Responses that match no transaction.
-    pub stray_responses: u64,
-    pub calls: u64,
-    /// New calls refused with 503 over `max_calls`.
-    pub refused: u64,
-    /// Calls answered 200 but never acknowledged: ended without a BYE.
-    pub never_acked: u64,
-    /// New calls refused at the edge, by [`Refusal`] (in `Refusal::ALL`'s order).
-    pub edge_refused: [u64; 3],
-}
-
-impl Stats {
-    /// Adds another shard's counters to these.
-    pub fn add(&mut self, other: &Stats) {
-        let Stats {
-            datagrams,
-            dropped,
-            bad_requests,
-            unknown_dialog,
-            stray_responses,
-            calls,
-            refused,
-            never_acked,
-            edge_refused,
-        } = *other;
-        self.datagrams += datagrams;
-        self.dropped += dropped;
-        self.bad_requests += bad_requests;
-        self.unknown_dialog += unknown_dialog;
-        self.stray_responses += stray_responses;
-        self.calls += calls;
-        self.refused += refused;
-        self.never_acked += never_acked;
-        for (mine, theirs) in self.edge_refused.iter_mut().zip(edge_refused) {
-            *mine += theirs;
-        }
-    }
-}
 
 /// A call in the table: live, or reduced to what answers its retransmissions.
 enum State {

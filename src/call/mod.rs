@@ -9,20 +9,33 @@ mod tombstone;
 
 use crate::app::{Application, Headers, Hook, Step, Verb};
 use crate::dialog::Dialog;
-use crate::engine::{Ctx, Output, Transmit};
 use crate::hooks::job::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
+use crate::output::{Output, Transmit};
+use crate::settings::Settings;
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{address, reason, Unwritable, Writer};
 use crate::sip::{digest, sdp, sipfrag};
+use crate::stats::Stats;
+use crate::tokens::Ids;
 use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 pub use tombstone::Tombstone;
+
+/// What a call's handlers need: the time, the settings, and where effects go.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub cfg: &'a Settings,
+    pub out: &'a mut VecDeque<Output>,
+    pub ids: &'a mut Ids,
+    pub stats: &'a mut Stats,
+}
 
 /// Answers one call keeps for retransmitted requests (see `answer_and_remember`).
 const MAX_ANSWERED: usize = 32;

@@ -1,7 +1,7 @@
 //! The JSON bodies a call sends to its hooks (jambonz shape, snake_case keys).
 
 use super::{Call, Outcome, Status};
-use crate::engine::Settings;
+use crate::settings::Settings;
 use crate::sip::header::{Name, NameAddr};
 use crate::sip::parse::{Core, Message, StartLine};
 use crate::sip::uri::Uri;

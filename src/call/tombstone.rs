@@ -2,8 +2,9 @@
 //! (Timer J for the requests it answered, Timer K for its own requests): the dialog's
 //! identifiers and how each answer is sent again, a few hundred bytes instead of the call.
 
+use super::Ctx;
 use super::{Call, Phase};
-use crate::engine::{Ctx, Output, Transmit};
+use crate::output::{Output, Transmit};
 use crate::sip::parse::{Core, Message};
 use crate::txn::{Again, Answered};
 use std::net::SocketAddr;
