@@ -2,7 +2,7 @@
 //! shard wakes at most once per `--coalesce-us`, so one wake-up carries a batch of
 //! datagrams and the answers they cause leave as one batch. On this
 //! machine a wake-up costs more than handling a datagram, so at 10,000 transfers/s this
-//! is the largest single saving measured here (perf/run.sh, README).
+//! is the largest single saving measured here (perf/run.sh, docs/measurements.md).
 //!
 //! The coalescing time runs from the last wake-up, not from the end of the work it
 //! brought: the shard wakes at most once per coalescing time, and a shard that is busy

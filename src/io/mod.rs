@@ -48,7 +48,7 @@ pub trait Backend {
 
 /// A shard's shortest time between wake-ups under steady traffic by default
 /// (`--coalesce-us`): at 10,000 transfers/s it cut the CPU per transfer by 10–30 % here,
-/// for 0.2–0.4 ms more median latency (perf/run.sh, README).
+/// for 0.2–0.4 ms more median latency (perf/run.sh, docs/measurements.md).
 pub const COALESCE: Duration = Duration::from_micros(200);
 /// The longest allowed: well under T1, so coalescing can never look like loss.
 pub const COALESCE_MAX: Duration = Duration::from_millis(50);
