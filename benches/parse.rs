@@ -30,15 +30,11 @@ fn parse(c: &mut Criterion) {
 
 fn write(c: &mut Criterion) {
     let invite = baton::sip::parse::parse(messages::INVITE).unwrap();
+    let src: std::net::SocketAddr = "127.0.0.1:5060".parse().unwrap();
     c.bench_function("write 200 to INVITE", |b| {
         b.iter(|| {
-            let mut w = baton::sip::write::Writer::response_to(
-                black_box(&invite),
-                "127.0.0.1:5060".parse().unwrap(),
-                200,
-                "OK",
-                Some("bt0-6a2b6f34a131"),
-            );
+            let mut w =
+                baton::sip::write::Writer::response_to(black_box(&invite), src, 200, "OK", Some("bt0-6a2b6f34a131"));
             w.header("Contact", "<sip:baton@192.0.2.1:5060>");
             black_box(w.finish(None))
         })
