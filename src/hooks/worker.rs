@@ -122,6 +122,9 @@ fn client(timeout: Duration) -> std::io::Result<reqwest::Client> {
 /// Redirects one hook request may follow.
 const MAX_REDIRECTS: usize = 5;
 
+/// Destinations whose requests in flight are counted before idle ones are forgotten.
+const DESTINATIONS: usize = 1024;
+
 impl Hooks {
     pub fn start(settings: HookSettings, sink: ReplySink) -> std::io::Result<(Hooks, Delivery)> {
         let queue = settings.queue.max(1);
@@ -160,16 +163,18 @@ impl Hooks {
         if job && self.pending.load(Ordering::Acquire) >= self.queue {
             return Err(msg);
         }
-        self.tx
-            .try_send(msg)
-            .map(|()| {
-                if job {
-                    self.pending.fetch_add(1, Ordering::AcqRel);
-                }
-            })
-            .map_err(|e| match e {
+        // Counted before it can reach the worker, which counts it out when it finishes.
+        if job {
+            self.pending.fetch_add(1, Ordering::AcqRel);
+        }
+        self.tx.try_send(msg).map_err(|e| {
+            if job {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+            match e {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-            })
+            }
+        })
     }
 
     /// Nearly full (7/8 of the jobs the queue holds are not finished): new calls should be
@@ -300,9 +305,14 @@ impl Deliverer {
     /// The permit to send one request to `url`'s destination.
     async fn turn(&self, url: &Url) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let origin = url.origin().ascii_serialization();
+        let connections = self.settings.connections;
         let limit = {
             let mut map = self.destinations.lock().ok()?;
-            map.entry(origin).or_insert_with(|| Arc::new(Semaphore::new(self.settings.connections))).clone()
+            // Applications name their hosts: forget the idle ones rather than grow forever.
+            if map.len() >= DESTINATIONS && !map.contains_key(&origin) {
+                map.retain(|_, limit| limit.available_permits() < connections);
+            }
+            map.entry(origin).or_insert_with(|| Arc::new(Semaphore::new(connections))).clone()
         };
         limit.acquire_owned().await.ok()
     }

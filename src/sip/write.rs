@@ -45,8 +45,30 @@ fn is_text(bytes: &[u8]) -> bool {
     !super::scan::has_control(bytes)
 }
 
+/// Space and tab: the white space inside a header value.
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `s` without the white space it starts with.
+fn skip_blanks(s: &[u8]) -> &[u8] {
+    &s[s.iter().take_while(|&&b| is_blank(b)).count()..]
+}
+
+/// The length of the quoted string `s` starts with, both quotes included (`\` escapes the
+/// next character), or `None` when its quote is never closed.
+fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    loop {
+        match s.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
 /// Headers the writer treats apart, found without the perfect hash (most names are none).
-#[derive(PartialEq)]
 enum Kind {
     /// Refer-To, Referred-By (compact `r`, `b`): exactly one address.
     OneAddress,
@@ -75,29 +97,18 @@ pub fn name_addr_problem(value: &str) -> Option<&'static str> {
 }
 
 fn address_problem(v: &[u8]) -> Option<&'static str> {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let v = &v[v.iter().take_while(|b| blank(b)).count()..];
-    let v = &v[..v.len() - v.iter().rev().take_while(|b| blank(b)).count()];
+    let v = skip_blanks(v);
+    let v = &v[..v.len() - v.iter().rev().take_while(|&&b| is_blank(b)).count()];
     let lt = match v.first() {
         Some(b'"') => {
-            // A quoted display name: `\` escapes one character, the next bare `"` closes it.
-            let mut i = 1;
-            loop {
-                match v.get(i) {
-                    None => return Some("display name: its quote is never closed"),
-                    Some(b'\\') => i += 2,
-                    Some(b'"') => break,
-                    Some(_) => i += 1,
-                }
-            }
-            let rest = v[i + 1..].iter().position(|&b| b != b' ' && b != b'\t').map(|p| i + 1 + p);
-            match rest {
+            let Some(display) = quoted_len(v) else { return Some("display name: its quote is never closed") };
+            match v[display..].iter().position(|&b| !is_blank(b)).map(|p| display + p) {
                 Some(p) if v[p] == b'<' => p,
                 _ => return Some("a quoted display name must be followed by <URI>"),
             }
         }
         _ => match v.iter().position(|&b| b == b'<') {
-            Some(p) if v[..p].iter().all(|&b| is_token_byte(b) || b == b' ' || b == b'\t') => p,
+            Some(p) if v[..p].iter().all(|&b| is_token_byte(b) || is_blank(b)) => p,
             Some(_) => return Some("display name: only words, or a quoted string"),
             None => return Some("the URI must be in angle brackets"),
         },
@@ -116,35 +127,22 @@ fn address_problem(v: &[u8]) -> Option<&'static str> {
 /// Header parameters after an address: `*( ;name[=value] )`, each a token (a value may be
 /// a host, an IPv6 reference or a quoted string), so no comma can start another element.
 fn params_problem(mut rest: &[u8]) -> Option<&'static str> {
-    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
     loop {
-        rest = &rest[skip_ws(rest)..];
-        let (&first, after) = rest.split_first()?;
+        let (&first, after) = skip_blanks(rest).split_first()?;
         if first != b';' {
             return Some("after the URI only ;parameters may follow (a comma would add an address)");
         }
-        rest = &after[skip_ws(after)..];
+        rest = skip_blanks(after);
         let name = rest.iter().take_while(|&&b| is_token_byte(b)).count();
         if name == 0 {
             return Some("a parameter without a name");
         }
         rest = &rest[name..];
-        let eq = skip_ws(rest);
-        if rest.get(eq) != Some(&b'=') {
-            continue;
-        }
-        rest = &rest[eq + 1..];
-        rest = &rest[skip_ws(rest)..];
+        let Some((b'=', value)) = skip_blanks(rest).split_first() else { continue };
+        rest = skip_blanks(value);
         let value = if rest.first() == Some(&b'"') {
-            let mut i = 1;
-            loop {
-                match rest.get(i) {
-                    None => return Some("a parameter's quote is never closed"),
-                    Some(b'\\') => i += 2,
-                    Some(b'"') => break i + 1,
-                    Some(_) => i += 1,
-                }
-            }
+            let Some(quoted) = quoted_len(rest) else { return Some("a parameter's quote is never closed") };
+            quoted
         } else {
             rest.iter().take_while(|&&b| is_token_byte(b) || matches!(b, b'[' | b']' | b':')).count()
         };
@@ -410,7 +408,7 @@ fn has_rport(line: &str) -> bool {
     let mut rest = line.as_bytes();
     while let Some(i) = memchr::memchr(b';', rest) {
         rest = &rest[i + 1..];
-        let name = &rest[rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count()..];
+        let name = skip_blanks(rest);
         if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"rport") && name.get(5).is_none_or(|b| !is_token_byte(*b))
         {
             return true;
@@ -444,11 +442,10 @@ fn sent_by_host(via: &str) -> Option<&str> {
     let rest = match via.strip_prefix("SIP/2.0/UDP ") {
         Some(rest) => rest,
         None => {
-            let blank = |b: &u8| *b == b' ' || *b == b'\t';
             let bytes = via.as_bytes();
-            let protocol = bytes.iter().position(|b| !blank(b))?;
-            let gap = protocol + bytes[protocol..].iter().position(blank)?;
-            &via[gap + bytes[gap..].iter().position(|b| !blank(b))?..]
+            let protocol = bytes.iter().position(|&b| !is_blank(b))?;
+            let gap = protocol + bytes[protocol..].iter().position(|&b| is_blank(b))?;
+            &via[gap + bytes[gap..].iter().position(|&b| !is_blank(b))?..]
         }
     };
     if let Some(v6) = rest.strip_prefix('[') {
