@@ -4,9 +4,9 @@
 
 mod simulate;
 
-use baton::app::parse_document;
-use baton::engine::{Engine, Settings};
-use baton::tokens::parse_branch;
+use baton_proto::parse_document;
+use baton_proto::{Engine, Settings};
+use baton_proto::parse_branch;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use simulate::transfer;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 fn whole_transfer(c: &mut Criterion) {
     let app = r#"[{"verb":"sip:refer","referTo":"agent","actionHook":"/a","eventHook":"/e"}]"#;
     let settings =
-        Settings { app: parse_document(app).ok(), edge: baton::admission::EdgeLimits::lab(), ..Settings::default() };
-    let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
+        Settings { app: parse_document(app).ok(), edge: baton_proto::EdgeLimits::lab(), ..Settings::default() };
+    let mut engine = Engine::new(Arc::new(settings), 0, baton_proto::Seed::fixed(1));
     let mut now = Instant::now();
     let mut n = 0;
     c.bench_function("engine: whole transfer, no I/O", |b| {

@@ -15,11 +15,11 @@ fn parse(c: &mut Criterion) {
     ] {
         let mut g = c.benchmark_group(format!("parse {name}"));
         // Like for like with rsip, which splits headers without typing them...
-        g.bench_function("baton", |b| b.iter(|| black_box(baton::sip::parse::parse(black_box(bytes)).unwrap())));
+        g.bench_function("baton", |b| b.iter(|| black_box(baton_proto::sip::parse(black_box(bytes)).unwrap())));
         // ...and with the typed views of Via, CSeq, From and To that routing needs.
         g.bench_function("baton+core", |b| {
             b.iter(|| {
-                let m = baton::sip::parse::parse(black_box(bytes)).unwrap();
+                let m = baton_proto::sip::parse(black_box(bytes)).unwrap();
                 black_box(m.core().unwrap());
             })
         });
@@ -29,19 +29,19 @@ fn parse(c: &mut Criterion) {
 }
 
 fn write(c: &mut Criterion) {
-    let invite = baton::sip::parse::parse(messages::INVITE).unwrap();
+    let invite = baton_proto::sip::parse(messages::INVITE).unwrap();
     let src: std::net::SocketAddr = "127.0.0.1:5060".parse().unwrap();
     c.bench_function("write 200 to INVITE", |b| {
         b.iter(|| {
             let mut w =
-                baton::sip::write::Writer::response_to(black_box(&invite), src, 200, "OK", Some("bt0-6a2b6f34a131"));
+                baton_proto::sip::Writer::response_to(black_box(&invite), src, 200, "OK", Some("bt0-6a2b6f34a131"));
             w.header("Contact", "<sip:baton@192.0.2.1:5060>");
             black_box(w.finish(None))
         })
     });
     c.bench_function("write REFER", |b| {
         b.iter(|| {
-            let mut w = baton::sip::write::Writer::request("REFER", "sip:carrier@192.0.2.10:5060");
+            let mut w = baton_proto::sip::Writer::request("REFER", "sip:carrier@192.0.2.10:5060");
             w.header("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-bt0-1f-2;rport")
                 .header("Max-Forwards", 70)
                 .header("From", "<sip:bot@192.0.2.1:5060>;tag=bt0-6a2b6f34a131")

@@ -2,10 +2,10 @@
 //! in memory at one instant: no sockets, no clock. Shared by the criterion bench and
 //! `examples/transfer_loop.rs` (instruction counts under callgrind).
 
-use baton::engine::{Engine, Output};
-use baton::hooks::job::{Answer, HookReply};
+use baton_proto::{Engine, Output};
+use baton_proto::{Answer, HookReply};
 use baton::load::carrier::{LoadCall, Stage};
-use baton::sip::parse::parse;
+use baton_proto::sip::parse;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -20,7 +20,7 @@ pub fn transfer(engine: &mut Engine, now: Instant, n: u64) -> usize {
     let mut to_baton = VecDeque::from([invite]);
     let mut sent = 0;
     while let Some(bytes) = to_baton.pop_front() {
-        engine.handle_datagram(now, BATON, CARRIER, &bytes);
+        engine.handle_receive(now, baton_proto::Flow::udp(BATON, CARRIER), &bytes);
         while let Some(out) = engine.poll_output() {
             match out {
                 Output::Transmit(t) => {

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let n: u32 = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     match args.get(1).map(String::as_str) {
         Some("baton") => (0..n).for_each(|_| {
-            black_box(baton::sip::parse::parse(black_box(bytes)).is_ok());
+            black_box(baton_proto::sip::parse(black_box(bytes)).is_ok());
         }),
         Some("rsip") => (0..n).for_each(|_| {
             black_box(rsip::SipMessage::try_from(black_box(bytes)).is_ok());

@@ -7,8 +7,8 @@
 #[path = "../benches/simulate.rs"]
 mod simulate;
 
-use baton::app::parse_document;
-use baton::engine::{Engine, Settings};
+use baton_proto::parse_document;
+use baton_proto::{Engine, Settings};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +21,8 @@ fn main() {
         _ => r#"[{"verb":"sip:refer","referTo":"agent"}]"#,
     };
     let settings =
-        Settings { app: parse_document(app).ok(), edge: baton::admission::EdgeLimits::lab(), ..Settings::default() };
-    let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
+        Settings { app: parse_document(app).ok(), edge: baton_proto::EdgeLimits::lab(), ..Settings::default() };
+    let mut engine = Engine::new(Arc::new(settings), 0, baton_proto::Seed::fixed(1));
     let mut now = Instant::now();
     for i in 0..n {
         // 10,000 transfers a second of virtual time: ended calls expire as they would.

@@ -1,8 +1,8 @@
 //! The operator's HTTP endpoint: `/metrics` (Prometheus text) and `/healthz`. Served by
 //! one small thread; it reads counters the shard and the hook worker publish.
 
-use crate::admission::Refusal;
-use crate::engine::Stats;
+use baton_proto::Refusal;
+use baton_proto::Stats;
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
 use std::fmt::Write as _;

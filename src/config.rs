@@ -1,15 +1,15 @@
 //! One configuration, from a TOML file and flags (flags win), validated once at start.
 
-use crate::admission::EdgeLimits;
-use crate::app::swml::run::VarLimits;
-use crate::app::{parse_document_within, Hook};
-use crate::engine::Settings;
+use baton_proto::EdgeLimits;
+use baton_proto::VarLimits;
+use baton_proto::{parse_document_within, Hook};
+use baton_proto::Settings;
 use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::{IoMode, COALESCE, COALESCE_MAX};
 use crate::server::ServerConfig;
-use crate::sip::sdp::Direction;
-use crate::txn::Timers;
+use baton_proto::sip::Direction;
+use baton_proto::Timers;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -83,8 +83,9 @@ pub struct Options {
     /// it goes on as if the hook failed (default 30).
     #[arg(long, value_name = "SECONDS")]
     pub hook_wait: Option<f64>,
-    /// Direction attribute of our SDP (default inactive: baton carries no media).
-    #[arg(long, value_enum)]
+    /// Direction attribute of our SDP: inactive (the default: baton carries no media),
+    /// sendrecv, sendonly or recvonly.
+    #[arg(long, value_name = "DIRECTION")]
     pub sdp_direction: Option<Direction>,
     /// IP written in Contact and Via when the listen address is not what callers reach.
     #[arg(long, value_name = "IP")]

@@ -1,7 +1,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use baton::app::{parse_document, Application};
+use baton_proto::parse_document;
 use baton::config::Options;
 use baton::server::Server;
 use clap::{Parser, Subcommand};
@@ -159,8 +159,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
             .map_err(|e| vec![e.to_string()])
             .and_then(|text| parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect()));
         match result {
-            Ok(Application::Verbs(steps)) => println!("{}: ok ({} verbs)", path.display(), steps.len()),
-            Ok(Application::Swml(doc)) => println!("{}: ok (SWML, {} sections)", path.display(), doc.sections.len()),
+            Ok(app) => println!("{}: ok ({})", path.display(), app.summary()),
             Err(problems) => {
                 ok = false;
                 for p in problems {
@@ -187,9 +186,9 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
     let config = baton::server::ServerConfig {
         listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
         // The load generator is one source calling faster than any trunk.
-        settings: baton::engine::Settings {
+        settings: baton_proto::Settings {
             app: Some(app),
-            edge: baton::admission::EdgeLimits::lab(),
+            edge: baton_proto::EdgeLimits::lab(),
             ..Default::default()
         },
         hooks: Default::default(),

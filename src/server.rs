@@ -1,7 +1,7 @@
 //! A running baton: sockets bound, hook delivery started, one thread per shard.
 
 use crate::api::{Metrics, ShardMetrics};
-use crate::engine::{Admission, Engine, Settings, Stats};
+use baton_proto::{Admission, Engine, Settings, Stats};
 use crate::hooks::worker::{Delivery, HookSettings, Hooks};
 use crate::io::{IoMode, Waker};
 use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
@@ -107,7 +107,7 @@ impl Server {
             let (peers, hooks, control) = (peers.clone(), hooks.clone(), control.clone());
             let (settings, admission) = (settings.clone(), admission.clone());
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let seed = crate::tokens::Seed::from_os()?;
+            let seed = baton_proto::Seed::from_os()?;
             let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
             let grace = config.grace;
             let (io, coalesce) = (config.io, config.coalesce);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use baton::sip::header::Name;
+use baton_proto::sip::Name;
 use common::*;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ fn predicted_branches_cannot_forge_a_refusal() {
     let own = attacker.call("attacker-1");
     let own_refer = attacker.expect_request("REFER");
     own.respond(&own_refer, 202, "");
-    let (shard_seen, key) = baton::tokens::parse_branch(&own_refer.branch()).unwrap();
+    let (shard_seen, key) = baton_proto::parse_branch(&own_refer.branch()).unwrap();
     let counter = own_refer.branch().rsplit('-').next().map(|c| u64::from_str_radix(c, 16).unwrap_or(0)).unwrap();
 
     let _leg = victim.call("victim-1");

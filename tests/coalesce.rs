@@ -52,7 +52,7 @@ fn collect(carrier: &Carrier, n: usize) -> std::thread::JoinHandle<HashMap<usize
         while answered.len() < n {
             let m = reader.expect_response("OPTIONS", true);
             assert_eq!(m.status(), Some(200));
-            let call_id = m.header(baton::sip::header::Name::CallId).unwrap();
+            let call_id = m.header(baton_proto::sip::Name::CallId).unwrap();
             let i = call_id.strip_prefix("probe-").and_then(|c| c.strip_suffix("@carrier")).unwrap();
             answered.insert(i.parse().unwrap(), Instant::now());
         }

@@ -3,10 +3,10 @@
 
 mod common;
 
-use baton::app::{parse_document, Hook};
-use baton::engine::{Engine, Output, Settings, Transmit};
-use baton::hooks::job::{Answer, HookJob, HookOutcome, HookReply};
-use baton::sip::header::Name;
+use baton_proto::{parse_document, Hook};
+use baton_proto::{Engine, Output, Settings, Transmit};
+use baton_proto::{Answer, HookJob, HookOutcome, HookReply};
+use baton_proto::sip::Name;
 use common::{ack_text, invite_text, response_text, Dialog, Sip};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -52,7 +52,7 @@ impl Harness {
         tweak(&mut settings);
         let now = Instant::now();
         Harness {
-            engine: Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(7)),
+            engine: Engine::new(Arc::new(settings), 0, baton_proto::Seed::fixed(7)),
             now,
             start: now,
             sent: Vec::new(),
@@ -85,7 +85,7 @@ impl Harness {
     }
 
     fn deliver(&mut self, text: &str) {
-        self.engine.handle_datagram(self.now, addr(BATON), addr(CARRIER), text.as_bytes());
+        self.engine.handle_receive(self.now, baton_proto::Flow::udp(addr(BATON), addr(CARRIER)), text.as_bytes());
         self.drain();
     }
 
@@ -426,7 +426,7 @@ fn mangled_datagrams_never_panic() {
             }
             _ => {}
         }
-        h.engine.handle_datagram(h.now, addr(BATON), addr(CARRIER), &bytes);
+        h.engine.handle_receive(h.now, baton_proto::Flow::udp(addr(BATON), addr(CARRIER)), &bytes);
         h.drain();
         h.advance(Duration::from_millis(rng.u64(..50)));
     }

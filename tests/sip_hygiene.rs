@@ -2,7 +2,7 @@
 
 mod common;
 
-use baton::sip::header::Name;
+use baton_proto::sip::Name;
 use common::*;
 use serde_json::json;
 use std::time::Duration;
@@ -14,7 +14,7 @@ fn pause_rig() -> Rig {
 #[test]
 fn call_hook_down_answers_480_with_a_reason() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let rig = Rig::with(json!([]), |s| s.call_hook = Some(baton::app::Hook::post(format!("http://{closed}/call"))));
+    let rig = Rig::with(json!([]), |s| s.call_hook = Some(baton_proto::Hook::post(format!("http://{closed}/call"))));
     let (hooks, carrier) = (&rig.hooks, &rig.carrier);
     carrier.send(&carrier.invite_text("down-1", ""));
     assert_eq!(carrier.expect_response("INVITE", false).status(), Some(100), "100 Trying comes before any hook");

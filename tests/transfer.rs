@@ -2,7 +2,7 @@
 
 mod common;
 
-use baton::sip::header::Name;
+use baton_proto::sip::Name;
 use common::*;
 use serde_json::json;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use baton::sip::header::Name;
+use baton_proto::sip::Name;
 use common::*;
 use serde_json::json;
 
@@ -29,7 +29,7 @@ fn static_app_tag_pause_request_and_status_events() {
          "headers": {"Content-Type": "application/x-test", "X-Req": "1"}, "actionHook": "/request"},
         {"hangup": {}}
     ]);
-    let app = baton::app::parse_document(&app.to_string()).unwrap();
+    let app = baton_proto::parse_document(&app.to_string()).unwrap();
     let rig = Rig::with(json!([]), |s| {
         s.app = Some(app);
         s.call_hook = None;

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 // refused with at least one problem; nothing panics.
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Err(problems) = baton::app::parse_document(text) {
+    if let Err(problems) = baton_proto::parse_document(text) {
         assert!(!problems.is_empty());
     }
 });

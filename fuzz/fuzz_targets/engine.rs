@@ -1,9 +1,9 @@
 #![no_main]
 //! The whole sans-IO engine fed arbitrary datagram sequences on a virtual clock: no panic,
 //! and no state outlives its deadline.
-use baton::app::parse_document;
-use baton::engine::{Engine, Output, Settings};
-use baton::hooks::job::{Answer, HookReply};
+use baton_proto::parse_document;
+use baton_proto::{Engine, Output, Settings};
+use baton_proto::{Answer, HookReply};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,14 +24,14 @@ fn drain(engine: &mut Engine, now: Instant) {
 
 fuzz_target!(|data: &[u8]| {
     let settings = Settings { app: parse_document(APP).ok(), ..Settings::default() };
-    let mut engine = Engine::new(Arc::new(settings), 0, baton::tokens::Seed::fixed(1));
+    let mut engine = Engine::new(Arc::new(settings), 0, baton_proto::Seed::fixed(1));
     let local = "10.0.0.1:5060".parse().unwrap();
     let peer = "10.0.0.2:5060".parse().unwrap();
     let mut now = Instant::now();
     // Datagrams separated by a NUL byte; the byte after each says how long to wait (ms × 16).
     for chunk in data.split(|b| *b == 0) {
         let (wait, datagram) = chunk.split_first().map_or((0, chunk), |(w, rest)| (*w, rest));
-        engine.handle_datagram(now, local, peer, datagram);
+        engine.handle_receive(now, baton_proto::Flow::udp(local, peer), datagram);
         now += Duration::from_millis(u64::from(wait) * 16);
         engine.handle_timeout(now);
         drain(&mut engine, now);

@@ -3,7 +3,6 @@
 pub mod batch;
 pub mod counters;
 pub mod dead_letter;
-pub mod job;
 pub mod policy;
 pub mod quiet;
 pub mod sign;

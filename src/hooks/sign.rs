@@ -8,6 +8,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::fmt::Write;
 
 fn sign(secret: &[u8], unix: u64, parts: &[&[u8]]) -> String {
     // HMAC accepts keys of any length; new_from_slice only fails for fixed-size MACs.
@@ -20,7 +21,7 @@ fn sign(secret: &[u8], unix: u64, parts: &[&[u8]]) -> String {
     let digest = mac.finalize().into_bytes();
     let mut out = format!("t={unix},v1=");
     for b in digest {
-        crate::tokens::push_hex(&mut out, u64::from(b), 2);
+        let _ = write!(out, "{b:02x}");
     }
     out
 }

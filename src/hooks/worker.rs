@@ -6,11 +6,11 @@
 
 use super::batch::{BatchSettings, Item};
 use super::dead_letter::{DeadLetter, DeadLetters};
-use super::job::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload};
+use baton_proto::{Answer, Expect, HookJob, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
 use super::quiet::Quiet;
 use super::sign::{baton_signature, jambonz_signature};
-use crate::app::{check_verb_count, parse_document_within, parse_verbs, Application, HttpMethod};
+use baton_proto::HttpMethod;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -288,7 +288,7 @@ impl Deliverer {
         let outcome = match (result, reply.expect) {
             (Ok((status, body)), Expect::Http) => Ok(Answer::Http { status, body }),
             (Ok((status, body)), expect) if (200..300).contains(&status) => {
-                interpret(&body, expect, self.settings.max_verbs)
+                baton_proto::read_answer(&body, expect, self.settings.max_verbs)
             }
             (Ok((status, _)), _) => Err(format!("the application's hook answered HTTP {status}")),
             (Err(e), _) => Err(format!("the application's hook failed: {e}")),
@@ -600,57 +600,9 @@ fn query_url(url: &Url, body: &serde_json::Value) -> Url {
     url
 }
 
-/// Reads an awaited hook's answer.
-fn interpret(body: &str, expect: Expect, max_verbs: usize) -> HookOutcome {
-    let problems =
-        |errors: Vec<crate::app::DocError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    match expect {
-        Expect::Application | Expect::Swml if body.trim().is_empty() => Err("the answer holds no application".into()),
-        Expect::Application => parse_document_within(body, max_verbs).map(Answer::Application).map_err(problems),
-        Expect::Swml => match parse_document_within(body, max_verbs).map_err(problems)? {
-            swml @ Application::Swml(_) => Ok(Answer::Application(swml)),
-            Application::Verbs(_) => Err("expected a SWML document, got jambonz verbs".into()),
-        },
-        // An actionHook may answer with anything ("OK", {}): only a JSON array means verbs.
-        Expect::Verbs => match serde_json::from_str::<serde_json::Value>(body) {
-            Ok(value @ serde_json::Value::Array(_)) => {
-                check_verb_count(&value, max_verbs).map_err(problems)?;
-                match parse_verbs(&value).map_err(problems)? {
-                    steps if steps.is_empty() => Ok(Answer::Nothing),
-                    steps => Ok(Answer::Application(Application::verbs(steps))),
-                }
-            }
-            _ => Ok(Answer::Nothing),
-        },
-        Expect::Http => Ok(Answer::Http { status: 200, body: body.to_string() }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn interpret_any(body: &str, expect: Expect) -> HookOutcome {
-        interpret(body, expect, 1000)
-    }
-
-    #[test]
-    fn interprets_answers() {
-        assert_eq!(interpret_any("", Expect::Verbs), Ok(Answer::Nothing));
-        assert_eq!(interpret_any("OK", Expect::Verbs), Ok(Answer::Nothing));
-        assert_eq!(interpret_any("{\"ok\":true}", Expect::Verbs), Ok(Answer::Nothing));
-        assert!(
-            matches!(interpret_any("[{\"verb\":\"hangup\"}]", Expect::Verbs), Ok(Answer::Application(Application::Verbs(v))) if v.len() == 1)
-        );
-        assert!(interpret_any("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
-        assert_eq!(
-            interpret_any("[{\"verb\":\"play\"}]", Expect::Application),
-            Err("verb 0 (play): play: needs media, which baton does not provide".into())
-        );
-        assert!(interpret_any("[{\"verb\":\"answer\"}]", Expect::Swml)
-            .unwrap_err()
-            .contains("expected a SWML document"));
-    }
 
     #[test]
     fn get_hooks_carry_fields_in_the_query() {

@@ -6,8 +6,8 @@ pub mod carrier;
 pub mod sink;
 
 use crate::io::{Datagram, IoMode, Waker};
-use crate::sip::parse::parse;
-use crate::timer::Wheel;
+use baton_proto::sip::parse;
+use baton_proto::Wheel;
 use carrier::{LoadCall, Stage};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -193,7 +193,7 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
     // 64 bits from the OS: two generators (or runs) never share a Call-ID.
-    let prefix = format!("load-{:016x}-", crate::tokens::Ids::new(0, crate::tokens::Seed::from_os()?).random());
+    let prefix = format!("load-{:016x}-", u64::from_le_bytes(*baton_proto::Seed::from_os()?.0.first_chunk().unwrap_or(&[0; 8])));
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?;
     let mut calls: HashMap<u64, LoadCall> = HashMap::new();
     let mut timers: Wheel<u64> = Wheel::default();

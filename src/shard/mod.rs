@@ -4,13 +4,11 @@
 
 pub mod route;
 
-use crate::engine::{Engine, Output, Stats};
-use crate::hooks::job::HookReply;
+use baton_proto::{Engine, Flow, HookReply, Output, Stats};
 use crate::hooks::worker::{Hooks, Msg, ReplySink};
 use crate::io::{Backend, Datagram, Waker};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,8 +19,7 @@ pub const HANDOFF_QUEUE: usize = 16_384;
 
 /// A datagram received by one shard and owned by another.
 pub struct Handoff {
-    pub local: SocketAddr,
-    pub src: SocketAddr,
+    pub flow: Flow,
     pub bytes: Vec<u8>,
 }
 
@@ -143,7 +140,7 @@ impl Running {
             };
             let now = Instant::now();
             while let Ok(h) = self.shard.mailbox.handoffs.try_recv() {
-                self.shard.engine.handle_datagram(now, h.local, h.src, &h.bytes);
+                self.shard.engine.handle_receive(now, h.flow, &h.bytes);
             }
             while let Ok(reply) = self.shard.mailbox.replies.try_recv() {
                 self.shard.engine.handle_hook_reply(now, reply);
@@ -202,7 +199,7 @@ impl Running {
             counters.received += 1;
             match route::owner(d.data, shards) {
                 Some(owner) if owner != id => {
-                    let handoff = Handoff { local: d.local, src: d.src, bytes: d.data.to_vec() };
+                    let handoff = Handoff { flow: Flow::udp(d.local, d.src), bytes: d.data.to_vec() };
                     match peers[usize::from(owner)].handoffs.try_send(handoff) {
                         Ok(()) => {
                             counters.handed_off += 1;
@@ -213,7 +210,7 @@ impl Running {
                 }
                 _ => {
                     let now = *now.get_or_insert_with(Instant::now);
-                    engine.handle_datagram(now, d.local, d.src, d.data);
+                    engine.handle_receive(now, Flow::udp(d.local, d.src), d.data);
                 }
             }
         })?;

@@ -6,8 +6,8 @@
 //! The receiving shard runs this before parsing, so it is a scan of header lines that reads
 //! three headers at most; the owner parses the datagram once.
 
-use crate::sip::header::{split_list, NameAddr, Via};
-use crate::tokens::{parse_branch, tag_shard};
+use baton_proto::sip::{split_list, NameAddr, Via};
+use baton_proto::{parse_branch, tag_shard};
 
 /// The shard that owns `data` among `shards`, or `None` when nothing in it names one
 /// (no Call-ID): whichever shard received it answers or drops it.

@@ -5,12 +5,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use baton::app::Hook;
-use baton::engine::Settings;
+use baton_proto::Hook;
+use baton_proto::Settings;
 use baton::hooks::worker::HookSettings;
 use baton::server::{Server, ServerConfig};
-use baton::sip::header::Name;
-use baton::sip::parse::{parse, Message};
+use baton_proto::sip::Name;
+use baton_proto::sip::{parse, Message};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -237,7 +237,7 @@ impl Rig {
     }
 
     /// Stops baton (delivering queued hooks) and returns its counters.
-    pub fn stop(&mut self) -> baton::engine::Stats {
+    pub fn stop(&mut self) -> baton_proto::Stats {
         self.baton.take().map(Server::stop).unwrap_or_default()
     }
 }
@@ -273,7 +273,7 @@ impl Sip {
     }
     pub fn cseq(&self) -> (u32, String) {
         let m = self.msg();
-        let c = baton::sip::header::CSeq::parse(m.get(Name::CSeq).unwrap()).unwrap();
+        let c = baton_proto::sip::CSeq::parse(m.get(Name::CSeq).unwrap()).unwrap();
         (c.seq, c.method.to_string())
     }
     pub fn branch(&self) -> String {

@@ -428,6 +428,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::Doc;
     // Verbs are validated here; these tests read them as a whole document would be.
     use crate::app::{parse_document, Application};
 
@@ -437,7 +438,7 @@ mod tests {
 
     #[test]
     fn both_verb_forms_and_all_properties() {
-        let Ok(Application::Verbs(steps)) = parse_document(
+        let Ok(Application(Doc::Verbs(steps))) = parse_document(
             r#"[{"verb":"sip:refer","id":"x1","referTo":15083084809,"referredBy":"sip:bot@a","referredByDisplayName":"Bot",
                 "headers":{"X-Ticket":"42"},"actionHook":{"url":"/action","method":"get","referStatus":"202"},
                 "eventHook":"/event","timeout":7.5},
@@ -457,7 +458,7 @@ mod tests {
     #[test]
     fn swml_in_yaml_is_an_application() {
         let yaml = "version: 1.0.0\nsections:\n  main:\n    - answer\n    - sip_refer:\n        to_uri: 'sip:alice@example.com'\n";
-        assert!(matches!(parse_document(yaml), Ok(Application::Swml(_))));
+        assert!(matches!(parse_document(yaml), Ok(Application(Doc::Swml(_)))));
         assert!(parse_document("version: [").unwrap_err()[0].problem.starts_with("neither JSON nor valid YAML"));
     }
 

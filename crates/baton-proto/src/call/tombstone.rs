@@ -7,14 +7,14 @@ use super::{Call, Phase};
 use crate::output::{Output, Transmit};
 use crate::sip::parse::{Core, Message};
 use crate::txn::{Again, Answered};
-use std::net::SocketAddr;
+use crate::transport::Flow;
 use std::time::Instant;
 
 pub struct Tombstone {
     pub call_id: Box<str>,
     local_tag: Box<str>,
-    /// The listening address the call arrived on: answers go out from it.
-    local: SocketAddr,
+    /// The flow the call arrived on: answers go out from its local end.
+    flow: Flow,
     /// The INVITE's branch (`Ids::txn` of it alone): its retransmissions are absorbed and a
     /// late CANCEL of it still gets its 200.
     invite: u64,
@@ -44,7 +44,7 @@ impl Call {
             invite: ids.txn(&self.invite_branch, ""),
             call_id: self.dialog.call_id().into(),
             local_tag: self.dialog.local_tag().into(),
-            local: self.dialog.local,
+            flow: self.dialog.flow,
             answered: std::mem::take(&mut self.answered).into(),
             until,
         })
@@ -59,7 +59,7 @@ impl Tombstone {
     /// Answers a request in the ended dialog as the call would have: the same answer to a
     /// retransmission, 200 to a CANCEL of the INVITE, 482 to a new INVITE reusing the
     /// Call-ID, 481 to anything else, and nothing to an ACK.
-    pub fn on_request(&self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+    pub fn on_request(&self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         let method = core.cseq.method;
         if msg.method() == Some("ACK") {
             return;
@@ -78,8 +78,8 @@ impl Tombstone {
             }
             None => Again::Reply { code: 481, our_tag: true, extra: &[] },
         };
-        if let Ok(bytes) = again.bytes(msg, src, &self.local_tag) {
-            ctx.out.push_back(Output::Transmit(Transmit { local: self.local, dst: src, bytes }));
+        if let Ok(bytes) = again.bytes(msg, src.remote, &self.local_tag) {
+            ctx.out.push_back(Output::Transmit(Transmit::on(Flow { local: self.flow.local, ..src }, bytes)));
         }
     }
 

@@ -392,7 +392,7 @@ mod seeds {
     /// Every message SIPp and baton exchanged in the scenarios parses (fuzz/seeds/parse).
     #[test]
     fn every_captured_message_parses() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/parse");
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

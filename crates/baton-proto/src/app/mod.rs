@@ -5,24 +5,36 @@ mod document;
 pub mod swml;
 mod validate;
 
-pub use document::{application, check_verb_count, parse_document, parse_document_within};
-pub use validate::{parse_verbs, DocError};
+pub use document::{parse_document, parse_document_within, read_answer};
+pub use validate::DocError;
 
 use std::sync::Arc;
 
 use std::time::Duration;
 
-/// An application: jambonz verbs, or a SWML document.
+/// An application, checked: jambonz verbs or a SWML document, from [`parse_document`]
+/// or a hook's answer ([`read_answer`]). Cheap to clone: every call that runs it shares it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Application {
+pub struct Application(pub(crate) Doc);
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Doc {
     /// Shared by every call that runs it: a call keeps its place, not a copy.
     Verbs(Arc<[Arc<Step>]>),
     Swml(Arc<swml::Document>),
 }
 
 impl Application {
-    pub fn verbs(steps: Vec<Step>) -> Application {
-        Application::Verbs(steps.into_iter().map(Arc::new).collect())
+    pub(crate) fn verbs(steps: Vec<Step>) -> Application {
+        Application(Doc::Verbs(steps.into_iter().map(Arc::new).collect()))
+    }
+
+    /// What it holds, for `baton check`: `3 verbs` or `SWML, 2 sections`.
+    pub fn summary(&self) -> String {
+        match &self.0 {
+            Doc::Verbs(steps) => format!("{} verbs", steps.len()),
+            Doc::Swml(doc) => format!("SWML, {} sections", doc.sections.len()),
+        }
     }
 }
 

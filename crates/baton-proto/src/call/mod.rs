@@ -7,9 +7,9 @@ pub mod refer;
 mod swml;
 mod tombstone;
 
-use crate::app::{Application, Headers, Hook, Step, Verb};
+use crate::app::{Application, Doc, Headers, Hook, Step, Verb};
 use crate::dialog::Dialog;
-use crate::hooks::job::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
+use crate::hook::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
 use crate::sip::header::{param, Name};
@@ -19,11 +19,11 @@ use crate::sip::write::{address, reason, Unwritable, Writer};
 use crate::sip::{digest, sdp, sipfrag};
 use crate::stats::Stats;
 use crate::tokens::Ids;
+use crate::transport::Flow;
 use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 pub use tombstone::Tombstone;
@@ -194,16 +194,15 @@ impl Call {
         data: &[u8],
         msg: &Message<'_>,
         core: &Core<'_>,
-        src: SocketAddr,
-        local: SocketAddr,
+        flow: Flow,
     ) -> Result<Call, &'static str> {
-        let advertised = ctx.cfg.advertised(local, msg);
-        let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), src, local, &advertised)?;
+        let advertised = ctx.cfg.advertised(flow.local, msg);
+        let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), flow, &advertised)?;
         let mut call = Call {
             key,
             sid: ctx.ids.call_sid().into(),
             trace_id: ctx.ids.trace_id(),
-            identity: payload::Identity::of(msg, core, src, local),
+            identity: payload::Identity::of(msg, core, flow.remote, flow.local),
             dialog,
             invite: data.to_vec(),
             invite_branch: core.via.branch().unwrap_or_default().to_string(),
@@ -252,8 +251,8 @@ impl Call {
 
     // ---- outputs -------------------------------------------------------------------
 
-    fn transmit(&self, ctx: &mut Ctx<'_>, dst: SocketAddr, bytes: Vec<u8>) {
-        ctx.out.push_back(Output::Transmit(Transmit { local: self.dialog.local, dst, bytes }));
+    fn transmit(&self, ctx: &mut Ctx<'_>, flow: Flow, bytes: Vec<u8>) {
+        ctx.out.push_back(Output::Transmit(Transmit::on(flow, bytes)));
     }
 
     fn hook(&mut self, ctx: &mut Ctx<'_>, hook: &Hook, body: Payload, expect: Option<Expect>) -> u64 {
@@ -301,7 +300,7 @@ impl Call {
         ctx: &mut Ctx<'_>,
         msg: &Message<'_>,
         core: &Core<'_>,
-        src: SocketAddr,
+        src: Flow,
         code: u16,
         extra: &'static [(&'static str, &'static str)],
     ) {
@@ -317,13 +316,13 @@ impl Call {
         ctx: &mut Ctx<'_>,
         msg: &Message<'_>,
         core: &Core<'_>,
-        dst: SocketAddr,
+        dst: Flow,
         again: Again,
     ) {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.remove(0);
         }
-        let bytes = again.bytes(msg, dst, self.dialog.local_tag());
+        let bytes = again.bytes(msg, dst.remote, self.dialog.local_tag());
         let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
         self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
         self.transmit_written(ctx, dst, bytes);
@@ -331,7 +330,7 @@ impl Call {
 
     /// Sends what the writer produced; a message it refused is never sent (only baton's
     /// own values reach this path, so a refusal is a bug worth a log line).
-    fn transmit_written(&self, ctx: &mut Ctx<'_>, dst: SocketAddr, written: Result<Vec<u8>, Unwritable>) {
+    fn transmit_written(&self, ctx: &mut Ctx<'_>, dst: Flow, written: Result<Vec<u8>, Unwritable>) {
         match written {
             Ok(bytes) => self.transmit(ctx, dst, bytes),
             Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "answer not sent"),
@@ -369,7 +368,7 @@ impl Call {
         body: Option<(&str, &[u8])>,
     ) -> Result<Vec<u8>, Unwritable> {
         let tag = (code > 100).then_some(self.dialog.local_tag());
-        let mut w = Writer::response_to(invite, self.dialog.peer, code, reason, tag);
+        let mut w = Writer::response_to(invite, self.dialog.flow.remote, code, reason, tag);
         if (200..300).contains(&code) {
             w.header("Contact", self.dialog.contact()).header("Allow", ALLOW).header("Supported", "norefersub");
         }
@@ -381,12 +380,15 @@ impl Call {
 
     /// Sends an answer to the INVITE and keeps it for the INVITE's retransmissions.
     fn send_invite_response(&mut self, ctx: &mut Ctx<'_>, code: u16, bytes: Vec<u8>) {
-        if code >= 200 {
-            self.invite_retx = Some(Retransmit::new(ctx.now, &ctx.cfg.timers));
+        if (200..300).contains(&code) {
+            self.invite_retx = Some(Retransmit::for_2xx(ctx.now, &ctx.cfg.timers));
+        } else if code >= 300 {
+            // Timer G on UDP; on a reliable transport only Timer H waits for the ACK.
+            self.invite_retx = Some(Retransmit::new(ctx.now, &ctx.cfg.timers, self.dialog.flow.transport));
         }
         self.sip_status = code;
         self.invite_response = Some(bytes.clone());
-        self.transmit(ctx, self.dialog.peer, bytes);
+        self.transmit(ctx, self.dialog.flow, bytes);
     }
 
     fn send_request(
@@ -403,15 +405,15 @@ impl Call {
             w.header(name, value);
         }
         let bytes = w.finish(body)?;
-        let dst = self.dialog.next_hop;
-        self.transmit(ctx, dst, bytes.clone());
+        let flow = self.dialog.next_hop;
+        self.transmit(ctx, flow, bytes.clone());
         let txn = ClientTxn {
             branch: branch.clone(),
             method: method.to_string(),
             cseq,
             bytes,
-            dst,
-            timer: Retransmit::new(ctx.now, &ctx.cfg.timers),
+            flow,
+            timer: Retransmit::new(ctx.now, &ctx.cfg.timers, flow.transport),
             absorb_until: None,
         };
         self.client.push((txn, purpose));
@@ -475,7 +477,7 @@ impl Call {
     }
 
     fn answer(&mut self, ctx: &mut Ctx<'_>) {
-        let ip = self.dialog.local.ip();
+        let ip = self.dialog.flow.local.ip();
         let session = ctx.ids.random() >> 33;
         // Parsed once for both the offer and the answer's headers.
         let invite = parse(&self.invite).ok();
@@ -729,9 +731,9 @@ impl Call {
 
     /// Makes `app` the rest of the call's application.
     fn install(&mut self, ctx: &mut Ctx<'_>, app: Application) {
-        self.program = match app {
-            Application::Verbs(steps) => Program::Verbs(steps, 0),
-            Application::Swml(doc) => Program::Swml(Box::new(self.swml_machine(ctx, doc))),
+        self.program = match app.0 {
+            Doc::Verbs(steps) => Program::Verbs(steps, 0),
+            Doc::Swml(doc) => Program::Swml(Box::new(self.swml_machine(ctx, doc))),
         };
     }
 
@@ -753,14 +755,14 @@ impl Call {
 
     // ---- SIP in ----------------------------------------------------------------------
 
-    pub fn on_request(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+    pub fn on_request(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         let method = core.cseq.method;
         let branch = core.via.branch().unwrap_or_default();
         let is_ack = msg.method() == Some("ACK");
         if !is_ack {
             let id = ctx.ids.txn(branch, method);
             if let Some(done) = self.answered.iter().find(|a| a.id == id) {
-                let bytes = done.again.bytes(msg, src, self.dialog.local_tag());
+                let bytes = done.again.bytes(msg, src.remote, self.dialog.local_tag());
                 self.transmit_written(ctx, src, bytes);
                 return;
             }
@@ -791,7 +793,7 @@ impl Call {
             "INVITE" | "UPDATE" => {
                 // Session refresh or re-offer: answer with the SDP we already gave.
                 let sdp = self.our_sdp.clone().unwrap_or_default();
-                let mut w = Writer::response_to(msg, src, 200, "OK", Some(self.dialog.local_tag()));
+                let mut w = Writer::response_to(msg, src.remote, 200, "OK", Some(self.dialog.local_tag()));
                 w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
                 let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
@@ -825,7 +827,7 @@ impl Call {
         }
     }
 
-    fn on_cancel(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+    fn on_cancel(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         if core.via.branch() != Some(self.invite_branch.as_str()) {
             return self.reply(ctx, msg, core, src, 481, &[]);
         }
@@ -837,7 +839,7 @@ impl Call {
         }
     }
 
-    fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: SocketAddr) {
+    fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         let Some(event) = msg.get(Name::Event) else {
             return self.reply(ctx, msg, core, src, 400, &[]);
         };
@@ -1000,8 +1002,8 @@ impl Call {
             }
             match self.client[i].0.timer.poll(now) {
                 Some(Fire::Resend) => {
-                    let (bytes, dst) = (self.client[i].0.bytes.clone(), self.client[i].0.dst);
-                    self.transmit(ctx, dst, bytes);
+                    let (bytes, flow) = (self.client[i].0.bytes.clone(), self.client[i].0.flow);
+                    self.transmit(ctx, flow, bytes);
                     i += 1;
                 }
                 Some(Fire::GiveUp) => {
@@ -1016,7 +1018,7 @@ impl Call {
             match retx.poll(now) {
                 Some(Fire::Resend) => {
                     if let Some(bytes) = self.invite_response.clone() {
-                        self.transmit(ctx, self.dialog.peer, bytes);
+                        self.transmit(ctx, self.dialog.flow, bytes);
                     }
                 }
                 Some(Fire::GiveUp) => {

@@ -2,6 +2,7 @@
 
 use crate::sip::parse::Message;
 use crate::sip::write::{reason, Unwritable, Writer};
+use crate::transport::{Flow, Transport};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -43,8 +44,19 @@ pub struct Retransmit {
 }
 
 impl Retransmit {
-    pub fn new(now: Instant, timers: &Timers) -> Retransmit {
-        Retransmit { next: now + timers.t1, interval: timers.t1, cap: timers.t2, give_up: now + timers.give_up() }
+    /// A schedule for a message sent on `transport`: on a reliable one nothing is sent
+    /// again (RFC 3261 §17.1.2.2, §17.2.1) and only the 64·T1 bound fires. The UAS 2xx
+    /// is the exception, retransmitted on every transport (`for_2xx`, §13.3.1.4).
+    pub fn new(now: Instant, timers: &Timers, transport: Transport) -> Retransmit {
+        let give_up = now + timers.give_up();
+        let next = if transport.is_reliable() { give_up } else { now + timers.t1 };
+        Retransmit { next, interval: timers.t1, cap: timers.t2, give_up }
+    }
+
+    /// The UAS 2xx schedule (RFC 3261 §13.3.1.4): retransmitted until the ACK on every
+    /// transport, since a hop beyond the connection may be UDP.
+    pub fn for_2xx(now: Instant, timers: &Timers) -> Retransmit {
+        Retransmit::new(now, timers, Transport::Udp)
     }
 
     pub fn deadline(&self) -> Instant {
@@ -54,7 +66,9 @@ impl Retransmit {
     /// A provisional response moves a non-INVITE client transaction to T2 spacing (§17.1.2.2).
     pub fn provisional(&mut self, now: Instant) {
         self.interval = self.cap;
-        self.next = now + self.cap;
+        if self.next < self.give_up {
+            self.next = now + self.cap;
+        }
     }
 
     pub fn poll(&mut self, now: Instant) -> Option<Fire> {
@@ -65,7 +79,7 @@ impl Retransmit {
             return None;
         }
         self.interval = (self.interval * 2).min(self.cap);
-        self.next = now + self.interval;
+        self.next = (now + self.interval).min(self.give_up);
         Some(Fire::Resend)
     }
 }
@@ -78,7 +92,8 @@ pub struct ClientTxn {
     /// A response must carry the request's CSeq number as well as its branch and method.
     pub cseq: u32,
     pub bytes: Vec<u8>,
-    pub dst: SocketAddr,
+    /// Where it went: retransmissions follow it.
+    pub flow: Flow,
     pub timer: Retransmit,
     /// Timer K: after the final response, retransmissions of it are absorbed until then.
     pub absorb_until: Option<Instant>,
@@ -138,7 +153,7 @@ mod tests {
     fn doubles_to_t2_then_gives_up_at_64_t1() {
         let t = Timers::default();
         let start = Instant::now();
-        let mut r = Retransmit::new(start, &t);
+        let mut r = Retransmit::new(start, &t, Transport::Udp);
         let mut fired = Vec::new();
         let mut now;
         loop {

@@ -4,13 +4,27 @@
 use super::write::push_ip;
 use std::net::IpAddr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Inactive,
     Sendrecv,
     Sendonly,
     Recvonly,
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Direction, String> {
+        match s {
+            "inactive" => Ok(Direction::Inactive),
+            "sendrecv" => Ok(Direction::Sendrecv),
+            "sendonly" => Ok(Direction::Sendonly),
+            "recvonly" => Ok(Direction::Recvonly),
+            _ => Err(format!("{s:?} is not a direction (inactive, sendrecv, sendonly, recvonly)")),
+        }
+    }
 }
 
 impl Direction {

@@ -5,8 +5,8 @@ use super::refer::Outcome;
 use super::{payload, AfterHook, Call, Ctx, Next, Phase, Program};
 use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
-use crate::app::{Application, BasicAuth, Hook, HttpMethod, Refer, Step, Verb};
-use crate::hooks::job::{Answer, Expect, HookOutcome, Payload};
+use crate::app::{Application, BasicAuth, Doc, Hook, HttpMethod, Refer, Step, Verb};
+use crate::hook::{Answer, Expect, HookOutcome, Payload};
 use crate::sip::write::Unwritable;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl Call {
         let sid = self.sid.clone();
         let Some(m) = self.machine() else { return };
         match outcome {
-            Ok(Answer::Application(Application::Swml(doc))) => m.fetched(doc, params, execute),
+            Ok(Answer::Application(Application(Doc::Swml(doc)))) => m.fetched(doc, params, execute),
             Ok(_) => tracing::warn!(call_sid = %sid, "SWML fetch answered no document; going on"),
             Err(e) => tracing::warn!(call_sid = %sid, error = %e, "SWML fetch failed; going on"),
         }

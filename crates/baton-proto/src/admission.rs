@@ -182,15 +182,6 @@ impl Sources {
         }
     }
 
-    /// Sources tracked now.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
     fn forget_idle(&mut self, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
         let full = |s: &Source| {
@@ -277,9 +268,9 @@ mod tests {
             assert!(s.admit(t0, ip).is_ok());
             s.confirmed(ip);
         }
-        assert!(s.len() <= SOURCES);
+        assert!(s.table.len() <= SOURCES);
         assert!(s.admit(t0 + Duration::from_secs(1), ip("198.51.100.1")).is_ok());
-        assert!(s.len() < SOURCES / 2, "idle sources forgotten: {}", s.len());
+        assert!(s.table.len() < SOURCES / 2, "idle sources forgotten: {}", s.table.len());
         assert_eq!(s.table.get(&busy).map(|b| b.unconfirmed), Some(1), "a source with a call stays");
     }
 }

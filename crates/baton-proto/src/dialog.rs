@@ -5,6 +5,7 @@ use crate::sip::header::{Name, NameAddr};
 use crate::sip::parse::{Core, Message};
 use crate::sip::uri::Uri;
 use crate::sip::write::{Value, Writer};
+use crate::transport::Flow;
 use std::net::SocketAddr;
 
 #[derive(Clone, Debug)]
@@ -16,13 +17,12 @@ pub struct Dialog {
     /// Record-Route values, in order (no allocation when there is none, the usual case).
     routes: Vec<Span>,
     pub local_cseq: u32,
-    /// The address the INVITE came from: where replies go when the target is not an IP.
-    pub peer: SocketAddr,
-    /// The listening address the call arrived on.
-    pub local: SocketAddr,
+    /// The flow the INVITE came on: its answers go back on it, and its transport is the
+    /// dialog's (Via, Contact, timers).
+    pub flow: Flow,
     /// Where in-dialog requests go: the first route, else the remote target, when either
-    /// is an IP literal; otherwise `peer`. Both are fixed for the dialog's life.
-    pub next_hop: SocketAddr,
+    /// is an IP literal; otherwise where the INVITE came from. Fixed for the dialog's life.
+    pub next_hop: Flow,
 }
 
 /// Where one string sits in `Dialog::text`.
@@ -58,8 +58,7 @@ impl Dialog {
         msg: &Message<'_>,
         core: &Core<'_>,
         local_tag: &str,
-        peer: SocketAddr,
-        local: SocketAddr,
+        flow: Flow,
         advertised: &str,
     ) -> Result<Dialog, &'static str> {
         let remote_tag = core.from.tag().ok_or(NO_FROM_TAG)?;
@@ -84,12 +83,15 @@ impl Dialog {
         spans[REMOTE_PARTY] = arena.push(&[from]);
         spans[REMOTE_TARGET] = arena.push(&[contact.uri]);
         spans[ADVERTISED] = arena.push(&[advertised]);
-        spans[CONTACT] = arena.push(&["<sip:baton@", advertised, ">"]);
+        spans[CONTACT] = match flow.transport.uri_param() {
+            Some(t) => arena.push(&["<sip:baton@", advertised, ";transport=", t, ">"]),
+            None => arena.push(&["<sip:baton@", advertised, ">"]),
+        };
         spans[REMOTE_TAG] = arena.push(&[remote_tag]);
         let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[&unfold(r)])).collect();
-        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, peer, local, next_hop: peer };
-        let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), peer);
-        dialog.next_hop = hop;
+        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, flow, next_hop: flow };
+        let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), flow.remote);
+        dialog.next_hop = flow.towards(hop);
         Ok(dialog)
     }
 
@@ -144,7 +146,7 @@ impl Dialog {
         self.span(self.spans[ADVERTISED])
     }
 
-    /// Our Contact: `<sip:baton@advertised>`.
+    /// Our Contact: `<sip:baton@advertised>`, with `;transport=` on a transport other than UDP.
     pub fn contact(&self) -> &str {
         self.span(self.spans[CONTACT])
     }
@@ -158,7 +160,8 @@ impl Dialog {
     pub fn request(&mut self, method: &str, branch: &str) -> (Writer, u32) {
         self.local_cseq += 1;
         let mut w = Writer::request(method, self.remote_target());
-        w.header("Via", [&"SIP/2.0/UDP " as &dyn Value, &self.advertised(), &";branch=", &branch, &";rport"]);
+        let transport = self.flow.transport.via_name();
+        w.header("Via", [&"SIP/2.0/" as &dyn Value, &transport, &" ", &self.advertised(), &";branch=", &branch, &";rport"]);
         for route in self.route_set() {
             w.header("Route", route);
         }
@@ -173,7 +176,7 @@ impl Dialog {
 
     /// The host (and port) to put after `@` for a bare user in Refer-To/Referred-By.
     pub fn remote_host(&self) -> String {
-        Uri::parse(self.remote_target()).map(|u| u.host_port()).unwrap_or_else(|| self.peer.to_string())
+        Uri::parse(self.remote_target()).map(|u| u.host_port()).unwrap_or_else(|| self.flow.remote.to_string())
     }
 }
 
@@ -212,8 +215,9 @@ mod tests {
         .unwrap();
         let core = invite.core().unwrap();
         let (peer, local) = ("10.0.0.9:5060".parse().unwrap(), "10.0.0.1:5060".parse().unwrap());
-        let mut d = Dialog::from_invite(&invite, &core, "bt0-1", peer, local, "10.0.0.1:5060").unwrap();
-        assert_eq!(d.next_hop, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
+        let flow = Flow::udp(local, peer);
+        let mut d = Dialog::from_invite(&invite, &core, "bt0-1", flow, "10.0.0.1:5060").unwrap();
+        assert_eq!(d.next_hop.remote, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
         let (w, cseq) = d.request("BYE", "z9hG4bK-bt0-1-1");
         let bye = w.finish(None).unwrap();
         let bye = parse(&bye).unwrap();
@@ -233,7 +237,7 @@ mod tests {
               Contact: <sip:a@pbx.example>\r\nContent-Length: 0\r\n\r\n",
         )
         .unwrap();
-        let d = Dialog::from_invite(&bare, &bare.core().unwrap(), "bt0-2", peer, local, "10.0.0.1:5060").unwrap();
-        assert_eq!((d.next_hop, d.route_set().count()), (peer, 0));
+        let d = Dialog::from_invite(&bare, &bare.core().unwrap(), "bt0-2", flow, "10.0.0.1:5060").unwrap();
+        assert_eq!((d.next_hop, d.route_set().count()), (flow, 0));
     }
 }

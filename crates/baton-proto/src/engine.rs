@@ -4,21 +4,22 @@
 
 use crate::admission::{Refusal, Sources};
 use crate::call::{Call, Ctx, Tombstone, ALLOW};
-use crate::hooks::job::HookReply;
+use crate::hook::HookReply;
 use crate::sip::parse::{parse_with, Limits, Message, ParseError, StartLine};
 use crate::sip::write::{reason, Writer};
 use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids, Seed};
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use crate::transport::Flow;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::output::{Output, Transmit};
-pub use crate::settings::Settings;
-pub use crate::stats::Stats;
+use crate::output::{Output, Transmit};
+use crate::settings::Settings;
+use crate::stats::Stats;
 
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
@@ -216,37 +217,39 @@ impl Engine {
         self.timers.next_deadline()
     }
 
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, src: SocketAddr, data: &[u8]) {
+    /// One whole SIP message from `flow`: a datagram, or a message a stream transport's
+    /// framer ([`crate::sip::frame`]) cut out of its bytes.
+    pub fn handle_receive(&mut self, now: Instant, flow: Flow, data: &[u8]) {
         self.stats.datagrams += 1;
         if data.len() > self.cfg.max_message_size {
             self.stats.dropped += 1;
             return;
         }
-        self.receive(now, local, src, data, true);
+        self.receive(now, flow, data, true);
     }
 
     /// Parses and handles one datagram. `lossy`: a header section that is not UTF-8 may be
     /// read again with each bad byte as U+FFFD (a Latin-1 display name from an old PBX): the
     /// call goes on rather than vanish, and the rare copy is made only then.
-    fn receive(&mut self, now: Instant, local: SocketAddr, src: SocketAddr, data: &[u8], lossy: bool) {
+    fn receive(&mut self, now: Instant, flow: Flow, data: &[u8], lossy: bool) {
         let msg = match parse_with(data, Limits { max_headers: self.cfg.max_headers }) {
             Ok(msg) => msg,
             Err(ParseError::NotUtf8) if lossy => {
                 let header_end = memchr::memmem::find(data, b"\r\n\r\n").map_or(data.len(), |i| i + 4);
                 let mut text = String::from_utf8_lossy(&data[..header_end]).into_owned().into_bytes();
                 text.extend_from_slice(&data[header_end..]);
-                return self.receive(now, local, src, &text, false);
+                return self.receive(now, flow, &text, false);
             }
             Err(e) => {
                 self.stats.dropped += 1;
-                tracing::debug!(%src, error = %e, "dropped unparsable datagram");
+                tracing::debug!(src = %flow.remote, error = %e, "dropped unparsable datagram");
                 return;
             }
         };
         if msg.version != "SIP/2.0" {
             if matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some() {
                 self.stats.bad_requests += 1;
-                self.stateless(local, src, &msg, 505, "Version Not Supported", &[]);
+                self.stateless(flow, &msg, 505, "Version Not Supported", &[]);
             } else {
                 self.stats.dropped += 1;
             }
@@ -259,7 +262,7 @@ impl Engine {
                     matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some();
                 if answerable {
                     self.stats.bad_requests += 1;
-                    self.stateless(local, src, &msg, 400, &e.to_string(), &[]);
+                    self.stateless(flow, &msg, 400, &e.to_string(), &[]);
                 } else {
                     self.stats.dropped += 1;
                 }
@@ -267,7 +270,7 @@ impl Engine {
             }
         };
         if let Some(tags) = unsupported_required(&msg) {
-            self.stateless(local, src, &msg, 420, reason(420), &[("Unsupported", &tags)]);
+            self.stateless(flow, &msg, 420, reason(420), &[("Unsupported", &tags)]);
             return;
         }
         let key = match msg.start {
@@ -293,36 +296,36 @@ impl Engine {
                     let mut ctx =
                         Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     match &mut slot.state {
-                        State::Live(call) => call.on_request(&mut ctx, &msg, &core, src),
-                        State::Buried(t) => t.on_request(&mut ctx, &msg, &core, src),
+                        State::Live(call) => call.on_request(&mut ctx, &msg, &core, flow),
+                        State::Buried(t) => t.on_request(&mut ctx, &msg, &core, flow),
                     }
                     key
                 }
                 None if method == "INVITE" && core.to.tag().is_none() => {
-                    if let Err(refusal) = self.sources.admit(now, src.ip()) {
+                    if let Err(refusal) = self.sources.admit(now, flow.remote.ip()) {
                         self.stats.edge_refused[refusal as usize] += 1;
                         let (code, extra): (u16, &[(&str, &str)]) = match refusal {
                             Refusal::NotAllowed => (403, &[]),
                             Refusal::SourceRate | Refusal::SourceUnconfirmed => (503, &[("Retry-After", "5")]),
                         };
-                        self.stateless(local, src, &msg, code, reason(code), extra);
+                        self.stateless(flow, &msg, code, reason(code), extra);
                         return;
                     }
                     if self.draining || self.congested || !self.admission.try_admit() {
-                        self.sources.confirmed(src.ip());
+                        self.sources.confirmed(flow.remote.ip());
                         self.stats.refused += 1;
-                        self.stateless(local, src, &msg, 503, reason(503), &[("Retry-After", "5")]);
+                        self.stateless(flow, &msg, 503, reason(503), &[("Retry-After", "5")]);
                         return;
                     }
                     let mut ctx =
                         Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
                     let accepted = self.calls.try_insert_with_key(|k| {
-                        let call = Call::accept(&mut ctx, key_of(k), data, &msg, &core, src, local)?;
+                        let call = Call::accept(&mut ctx, key_of(k), data, &msg, &core, flow)?;
                         Ok(Slot {
                             state: State::Live(Box::new(call)),
                             scheduled: None,
                             active: true,
-                            source: Some(src.ip()),
+                            source: Some(flow.remote.ip()),
                         })
                     });
                     match accepted {
@@ -334,9 +337,9 @@ impl Engine {
                         }
                         Err(why) => {
                             self.admission.release();
-                            self.sources.confirmed(src.ip());
+                            self.sources.confirmed(flow.remote.ip());
                             self.stats.bad_requests += 1;
-                            self.stateless(local, src, &msg, 400, why, &[]);
+                            self.stateless(flow, &msg, 400, why, &[]);
                             return;
                         }
                     }
@@ -345,8 +348,7 @@ impl Engine {
                     match method {
                         "ACK" => {}
                         "OPTIONS" => self.stateless(
-                            local,
-                            src,
+                            flow,
                             &msg,
                             200,
                             "OK",
@@ -354,9 +356,9 @@ impl Engine {
                         ),
                         m if ALLOW.split(", ").any(|a| a == m) || core.to.tag().is_some() => {
                             self.stats.unknown_dialog += 1;
-                            self.stateless(local, src, &msg, 481, reason(481), &[]);
+                            self.stateless(flow, &msg, 481, reason(481), &[]);
                         }
-                        _ => self.stateless(local, src, &msg, 405, reason(405), &[("Allow", ALLOW)]),
+                        _ => self.stateless(flow, &msg, 405, reason(405), &[("Allow", ALLOW)]),
                     }
                     return;
                 }
@@ -450,21 +452,20 @@ impl Engine {
     /// Answers without creating state (RFC 3261 §8.2.7): errors, OPTIONS, overload.
     fn stateless(
         &mut self,
-        local: SocketAddr,
-        dst: SocketAddr,
+        flow: Flow,
         msg: &Message<'_>,
         code: u16,
         why: &str,
         extra: &[(&str, &str)],
     ) {
         let tag = self.ids.tag();
-        let mut w = Writer::response_to(msg, dst, code, why, Some(&tag));
+        let mut w = Writer::response_to(msg, flow.remote, code, why, Some(&tag));
         for (name, value) in extra {
             w.header(name, value);
         }
         match w.finish(None) {
-            Ok(bytes) => self.out.push_back(Output::Transmit(Transmit { local, dst, bytes })),
-            Err(e) => tracing::debug!(%dst, error = %e, "stateless answer not sent"),
+            Ok(bytes) => self.out.push_back(Output::Transmit(Transmit::on(flow, bytes))),
+            Err(e) => tracing::debug!(dst = %flow.remote, error = %e, "stateless answer not sent"),
         }
     }
 }
