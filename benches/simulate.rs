@@ -2,10 +2,10 @@
 //! in memory at one instant: no sockets, no clock. Shared by the criterion bench and
 //! `examples/transfer_loop.rs` (instruction counts under callgrind).
 
-use baton_proto::{Engine, Output};
-use baton_proto::{Answer, HookReply};
 use baton::load::carrier::{LoadCall, Stage};
 use baton_proto::sip::parse;
+use baton_proto::{Answer, HookReply};
+use baton_proto::{Engine, Output};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;

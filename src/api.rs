@@ -1,10 +1,10 @@
 //! The operator's HTTP endpoint: `/metrics` (Prometheus text) and `/healthz`. Served by
 //! one small thread; it reads counters the shard and the hook worker publish.
 
-use baton_proto::Refusal;
-use baton_proto::Stats;
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
+use baton_proto::Refusal;
+use baton_proto::Stats;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

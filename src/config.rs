@@ -1,15 +1,15 @@
 //! One configuration, from a TOML file and flags (flags win), validated once at start.
 
-use baton_proto::EdgeLimits;
-use baton_proto::VarLimits;
-use baton_proto::{parse_document_within, Hook};
-use baton_proto::Settings;
 use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::{IoMode, COALESCE, COALESCE_MAX};
 use crate::server::ServerConfig;
 use baton_proto::sip::Direction;
+use baton_proto::EdgeLimits;
+use baton_proto::Settings;
 use baton_proto::Timers;
+use baton_proto::VarLimits;
+use baton_proto::{parse_document_within, Hook};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

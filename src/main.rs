@@ -1,9 +1,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use baton_proto::parse_document;
 use baton::config::Options;
 use baton::server::Server;
+use baton_proto::parse_document;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -186,11 +186,7 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
     let config = baton::server::ServerConfig {
         listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
         // The load generator is one source calling faster than any trunk.
-        settings: baton_proto::Settings {
-            app: Some(app),
-            edge: baton_proto::EdgeLimits::lab(),
-            ..Default::default()
-        },
+        settings: baton_proto::Settings { app: Some(app), edge: baton_proto::EdgeLimits::lab(), ..Default::default() },
         hooks: Default::default(),
         grace: std::time::Duration::from_secs(5),
         // One shard: the load generator in this process needs the other core.

@@ -1,10 +1,10 @@
 //! A running baton: sockets bound, hook delivery started, one thread per shard.
 
 use crate::api::{Metrics, ShardMetrics};
-use baton_proto::{Admission, Engine, Settings, Stats};
 use crate::hooks::worker::{Delivery, HookSettings, Hooks};
 use crate::io::{IoMode, Waker};
 use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
+use baton_proto::{Admission, Engine, Settings, Stats};
 use socket2::Socket;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -3,10 +3,10 @@
 
 mod common;
 
-use baton_proto::{parse_document, Hook};
-use baton_proto::{Engine, Output, Settings, Transmit};
-use baton_proto::{Answer, HookJob, HookOutcome, HookReply};
 use baton_proto::sip::Name;
+use baton_proto::{parse_document, Hook};
+use baton_proto::{Answer, HookJob, HookOutcome, HookReply};
+use baton_proto::{Engine, Output, Settings, Transmit};
 use common::{ack_text, invite_text, response_text, Dialog, Sip};
 use serde_json::json;
 use std::net::SocketAddr;

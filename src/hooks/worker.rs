@@ -6,12 +6,12 @@
 
 use super::batch::{BatchSettings, Item};
 use super::dead_letter::{DeadLetter, DeadLetters};
-use baton_proto::{Answer, Expect, HookJob, HookReply, Payload};
 use super::policy::{backoff, Failure, Policy};
 use super::quiet::Quiet;
 use super::sign::{baton_signature, jambonz_signature};
-use baton_proto::HttpMethod;
 use base64::Engine as _;
+use baton_proto::HttpMethod;
+use baton_proto::{Answer, Expect, HookJob, HookReply, Payload};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

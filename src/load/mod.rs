@@ -193,7 +193,8 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
     // 64 bits from the OS: two generators (or runs) never share a Call-ID.
-    let prefix = format!("load-{:016x}-", u64::from_le_bytes(*baton_proto::Seed::from_os()?.0.first_chunk().unwrap_or(&[0; 8])));
+    let prefix =
+        format!("load-{:016x}-", u64::from_le_bytes(*baton_proto::Seed::from_os()?.0.first_chunk().unwrap_or(&[0; 8])));
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(std::io::Error::other)?;
     let mut calls: HashMap<u64, LoadCall> = HashMap::new();
     let mut timers: Wheel<u64> = Wheel::default();

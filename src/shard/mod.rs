@@ -4,9 +4,9 @@
 
 pub mod route;
 
-use baton_proto::{Engine, Flow, HookReply, Output, Stats};
 use crate::hooks::worker::{Hooks, Msg, ReplySink};
 use crate::io::{Backend, Datagram, Waker};
+use baton_proto::{Engine, Flow, HookReply, Output, Stats};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -43,6 +43,7 @@ impl std::fmt::Display for Cidr {
 }
 
 impl Cidr {
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 address counts as its IPv4 one).
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 peer reaching an IPv6 socket arrives mapped (::ffff:a.b.c.d).
         let ip = match ip {
@@ -102,8 +103,10 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every refusal, in [`crate::Stats::edge_refused`]'s order.
     pub const ALL: [Refusal; 3] = [Refusal::NotAllowed, Refusal::SourceRate, Refusal::SourceUnconfirmed];
 
+    /// The `reason` label of `baton_calls_rejected_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::NotAllowed => "not_allowed",

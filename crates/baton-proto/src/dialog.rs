@@ -161,7 +161,10 @@ impl Dialog {
         self.local_cseq += 1;
         let mut w = Writer::request(method, self.remote_target());
         let transport = self.flow.transport.via_name();
-        w.header("Via", [&"SIP/2.0/" as &dyn Value, &transport, &" ", &self.advertised(), &";branch=", &branch, &";rport"]);
+        w.header(
+            "Via",
+            [&"SIP/2.0/" as &dyn Value, &transport, &" ", &self.advertised(), &";branch=", &branch, &";rport"],
+        );
         for route in self.route_set() {
             w.header("Route", route);
         }

@@ -3,15 +3,16 @@
 //! come out. It never reads the clock and never touches a socket.
 
 use crate::admission::{Refusal, Sources};
-use crate::call::{Call, Ctx, Tombstone, ALLOW};
+use crate::call::{allowed, Call, Ctx, Tombstone, ALLOW};
 use crate::hook::HookReply;
-use crate::sip::parse::{parse_with, Limits, Message, ParseError, StartLine};
+use crate::sip::parse::{parse_with, Core, Limits, Message, ParseError, StartLine};
 use crate::sip::write::{reason, Writer};
+use crate::sip::Method;
 use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids, Seed};
+use crate::transport::Flow;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 use std::collections::{HashMap, VecDeque};
-use crate::transport::Flow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use crate::stats::Stats;
 
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
-fn unsupported_required(msg: &Message<'_>) -> Option<String> {
-    if matches!(msg.method(), None | Some("ACK" | "CANCEL")) {
+fn unsupported_required(msg: &Message<'_>, core: &Core<'_>) -> Option<String> {
+    if msg.status().is_some() || matches!(core.method, Method::Ack | Method::Cancel) {
         return None;
     }
     let tags: Vec<&str> = msg
@@ -91,6 +92,7 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// At most `max` calls in progress across `shards` shards.
     pub fn new(max: usize, shards: usize) -> Admission {
         Admission { max, active: AtomicUsize::new(0), shards }
     }
@@ -104,6 +106,7 @@ impl Admission {
     }
 }
 
+/// One shard's calls: the sans-IO transfer engine (see the crate documentation).
 pub struct Engine {
     cfg: Arc<Settings>,
     ids: Ids,
@@ -126,10 +129,13 @@ pub struct Engine {
     congested: bool,
     /// Per-source admission: `--allow`, the INVITE bucket, the unconfirmed cap.
     sources: Sources,
+    /// What it counted: read by the driver for `/metrics`.
     pub stats: Stats,
 }
 
 impl Engine {
+    /// An engine for shard `shard`: the tokens it mints name it, and their random part
+    /// comes from `seed` ([`Seed::from_os`] in a server, [`Seed::fixed`] where runs must repeat).
     pub fn new(cfg: Arc<Settings>, shard: u16, seed: Seed) -> Engine {
         let max_calls = cfg.max_calls;
         Engine {
@@ -209,10 +215,12 @@ impl Engine {
         }
     }
 
+    /// The next thing to do: drain after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
+    /// When [`Engine::handle_timeout`] is next wanted, if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
     }
@@ -269,7 +277,7 @@ impl Engine {
                 return;
             }
         };
-        if let Some(tags) = unsupported_required(&msg) {
+        if let Some(tags) = unsupported_required(&msg, &core) {
             self.stateless(flow, &msg, 420, reason(420), &[("Unsupported", &tags)]);
             return;
         }
@@ -290,7 +298,7 @@ impl Engine {
                 }
                 key
             }
-            StartLine::Request { method, .. } => match self.by_call_id.get(core.call_id) {
+            StartLine::Request { .. } => match self.by_call_id.get(core.call_id) {
                 Some(&key) => {
                     let Some(slot) = self.calls.get_mut(slot_key(key)) else { return };
                     let mut ctx =
@@ -301,7 +309,7 @@ impl Engine {
                     }
                     key
                 }
-                None if method == "INVITE" && core.to.tag().is_none() => {
+                None if core.method == Method::Invite && core.to.tag().is_none() => {
                     if let Err(refusal) = self.sources.admit(now, flow.remote.ip()) {
                         self.stats.edge_refused[refusal as usize] += 1;
                         let (code, extra): (u16, &[(&str, &str)]) = match refusal {
@@ -345,16 +353,12 @@ impl Engine {
                     }
                 }
                 None => {
-                    match method {
-                        "ACK" => {}
-                        "OPTIONS" => self.stateless(
-                            flow,
-                            &msg,
-                            200,
-                            "OK",
-                            &[("Allow", ALLOW), ("Accept", "application/sdp")],
-                        ),
-                        m if ALLOW.split(", ").any(|a| a == m) || core.to.tag().is_some() => {
+                    match core.method {
+                        Method::Ack => {}
+                        Method::Options => {
+                            self.stateless(flow, &msg, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")])
+                        }
+                        m if allowed(m) || core.to.tag().is_some() => {
                             self.stats.unknown_dialog += 1;
                             self.stateless(flow, &msg, 481, reason(481), &[]);
                         }
@@ -367,6 +371,7 @@ impl Engine {
         self.reschedule(now, key);
     }
 
+    /// Runs what is due at `now`: retransmissions, timeouts, pauses, lingering calls.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.due);
         self.timers.expire(now, &mut due);
@@ -384,6 +389,7 @@ impl Engine {
         self.due = due;
     }
 
+    /// The answer to a hook a call waits for.
     pub fn handle_hook_reply(&mut self, now: Instant, reply: HookReply) {
         let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(reply.call)) else { return };
         let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
@@ -450,14 +456,7 @@ impl Engine {
     }
 
     /// Answers without creating state (RFC 3261 §8.2.7): errors, OPTIONS, overload.
-    fn stateless(
-        &mut self,
-        flow: Flow,
-        msg: &Message<'_>,
-        code: u16,
-        why: &str,
-        extra: &[(&str, &str)],
-    ) {
+    fn stateless(&mut self, flow: Flow, msg: &Message<'_>, code: u16, why: &str, extra: &[(&str, &str)]) {
         let tag = self.ids.tag();
         let mut w = Writer::response_to(msg, flow.remote, code, why, Some(&tag));
         for (name, value) in extra {

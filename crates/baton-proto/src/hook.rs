@@ -4,11 +4,15 @@ use crate::app::{Application, Hook};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A webhook for the hook side to deliver: in order per call, and answered through
+/// [`crate::Engine::handle_hook_reply`] when `reply` is set.
 #[derive(Clone, Debug)]
 pub struct HookJob {
     /// Jobs of one call are delivered in order.
     pub call_sid: Arc<str>,
+    /// Where it goes and how.
     pub hook: Hook,
+    /// What it carries.
     pub body: Payload,
     /// Set when the call waits for the answer (call_hook, actionHook, redirect).
     pub reply: Option<ReplyTo>,
@@ -16,6 +20,7 @@ pub struct HookJob {
     pub at: Instant,
 }
 
+/// The body of a hook.
 #[derive(Clone, Debug)]
 pub enum Payload {
     /// A webhook event: the JSON body of a POST, or the query string of a GET.
@@ -23,7 +28,12 @@ pub enum Payload {
     /// A SWML status callback: `timestamp` is set when it is sent.
     Stamped(serde_json::Value),
     /// A SWML `request`: an optional JSON body and headers of the application's choosing.
-    Request { body: Option<serde_json::Value>, headers: Vec<(String, String)> },
+    Request {
+        /// The JSON body, if any.
+        body: Option<serde_json::Value>,
+        /// Headers to send with it.
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Payload {
@@ -44,15 +54,20 @@ impl Payload {
     }
 }
 
+/// Where the answer to an awaited hook goes back to: hand it over as a [`HookReply`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyTo {
     /// The shard that owns the call: its inbox gets the answer.
     pub shard: u16,
+    /// The call, in its shard's table.
     pub call: u64,
+    /// Which of the call's hooks: an answer to an older one is ignored.
     pub token: u64,
+    /// What the answer must be.
     pub expect: Expect,
 }
 
+/// What an awaited hook's answer must hold ([`crate::read_answer`] reads it so).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// A whole application (verbs or SWML): at least one verb.
@@ -65,13 +80,18 @@ pub enum Expect {
     Http,
 }
 
+/// An awaited hook's answer, read.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Answer {
+    /// An application that replaces the rest of the call's.
     Application(Application),
     /// An actionHook answered with no verbs: the application goes on.
     Nothing,
+    /// A SWML `request`'s answer, whatever it holds.
     Http {
+        /// The HTTP status.
         status: u16,
+        /// The body as text.
         body: String,
     },
 }
@@ -79,10 +99,16 @@ pub enum Answer {
 /// The answer to a hook the call waits for, or why there is none.
 pub type HookOutcome = Result<Answer, String>;
 
+/// The answer to an awaited hook, for [`crate::Engine::handle_hook_reply`]: the fields
+/// of its [`ReplyTo`] and what came back.
 #[derive(Clone, Debug)]
 pub struct HookReply {
+    /// [`ReplyTo::shard`].
     pub shard: u16,
+    /// [`ReplyTo::call`].
     pub call: u64,
+    /// [`ReplyTo::token`].
     pub token: u64,
+    /// The answer, or why there is none.
     pub outcome: HookOutcome,
 }

@@ -14,10 +14,13 @@ use std::time::Duration;
 /// Everything the core needs to know, fixed at start.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// RFC 3261 T1, T2, T4.
     pub timers: Timers,
     /// A static application (`--app`); wins over the call hook.
     pub app: Option<Application>,
+    /// Asked for the application of each new call when there is no static one.
     pub call_hook: Option<Hook>,
+    /// Told of each call's status changes.
     pub status_hook: Option<Hook>,
     /// HOST for a bare user or number in Refer-To / Referred-By.
     pub refer_domain: Option<String>,
@@ -26,18 +29,27 @@ pub struct Settings {
     /// How long a call waits for the answer to a hook it needs (call hook, actionHook,
     /// SWML fetch) before it goes on as if the hook failed.
     pub hook_wait: Duration,
+    /// The direction of the SDP baton answers with.
     pub sdp_direction: Direction,
     /// The address written in Contact and Via when the listen address is not reachable as is.
     pub public_ip: Option<IpAddr>,
+    /// Copied into the call hook's body (jambonz).
     pub account_sid: Option<String>,
+    /// Copied into the call hook's body (jambonz).
     pub application_sid: Option<String>,
+    /// Copied into the call hook's body as `env_vars` (jambonz).
     pub env_vars: Option<serde_json::Value>,
-    /// SWML status callbacks: `project_id`, `space_id` and `node_id`.
+    /// SWML status callbacks' `project_id`.
     pub project_id: String,
+    /// SWML status callbacks' `space_id`.
     pub space_id: String,
+    /// SWML status callbacks' `node_id`.
     pub node_id: String,
+    /// Calls in progress before new INVITEs get 503 (shared by the shards of an [`crate::Admission`]).
     pub max_calls: usize,
+    /// Largest message accepted, in bytes.
     pub max_message_size: usize,
+    /// Most header lines in one message.
     pub max_headers: usize,
     /// What one call's SWML variables may hold.
     pub swml_limits: VarLimits,

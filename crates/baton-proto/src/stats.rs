@@ -3,6 +3,7 @@
 /// Counters an operator reads to see what the edge is sending.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Messages received.
     pub datagrams: u64,
     /// Not parsable far enough to answer: dropped.
     pub dropped: u64,
@@ -12,6 +13,7 @@ pub struct Stats {
     pub unknown_dialog: u64,
     /// Responses that match no transaction.
     pub stray_responses: u64,
+    /// Calls admitted.
     pub calls: u64,
     /// New calls refused with 503 over `max_calls`.
     pub refused: u64,

@@ -87,6 +87,8 @@ impl Level {
     }
 }
 
+/// A hierarchical timer wheel: deadlines keyed by `K`, expired in order in amortised
+/// constant time. Driving loops use it to know which calls' deadlines are due.
 pub struct Wheel<K> {
     /// The time of tick 0: the caller's clock at the first insert. Every deadline inserted
     /// later is at or after it; a later deadline as tick 0 would strand every earlier one
@@ -114,10 +116,12 @@ impl<K: Copy> Default for Wheel<K> {
 }
 
 impl<K: Copy> Wheel<K> {
+    /// Deadlines held.
     pub fn len(&self) -> usize {
         self.timers.len()
     }
 
+    /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.timers.is_empty()
     }

@@ -38,9 +38,12 @@ impl Application {
     }
 }
 
+/// How a hook is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpMethod {
+    /// A JSON body.
     Post,
+    /// The fields in the query string.
     Get,
     /// SWML `request` only.
     Put,
@@ -48,21 +51,28 @@ pub enum HttpMethod {
     Delete,
 }
 
+/// HTTP Basic credentials of a hook (or Digest credentials of a REFER).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BasicAuth {
+    /// The user.
     pub username: String,
+    /// The password.
     pub password: String,
 }
 
 /// A webhook: a URL (absolute, or relative to the call hook / `--hook-base`), how to call it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hook {
+    /// The URL as the application wrote it.
     pub url: String,
+    /// POST (the default) or GET.
     pub method: HttpMethod,
+    /// Credentials sent with it.
     pub auth: Option<BasicAuth>,
 }
 
 impl Hook {
+    /// A POST hook without credentials.
     pub fn post(url: impl Into<String>) -> Hook {
         Hook { url: url.into(), method: HttpMethod::Post, auth: None }
     }

@@ -8,13 +8,19 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::time::Duration;
 
+/// One problem of an application document, placed as precisely as the document allows:
+/// `verb 2 (sip:refer): referTo: ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocError {
     /// SWML: the section (and nested block) holding the method.
     pub section: Option<String>,
+    /// The verb's index.
     pub index: Option<usize>,
+    /// The verb's name.
     pub verb: Option<String>,
+    /// The property at fault.
     pub property: Option<String>,
+    /// What is wrong.
     pub problem: String,
 }
 

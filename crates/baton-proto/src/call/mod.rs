@@ -16,7 +16,7 @@ use crate::sip::header::{param, Name};
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{address, reason, Unwritable, Writer};
-use crate::sip::{digest, sdp, sipfrag};
+use crate::sip::{digest, sdp, sipfrag, Method};
 use crate::stats::Stats;
 use crate::tokens::Ids;
 use crate::transport::Flow;
@@ -42,6 +42,12 @@ const MAX_ANSWERED: usize = 32;
 
 /// What baton accepts as a UAS. It sends REFER but does not accept one.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, UPDATE, INFO";
+
+/// Whether `ALLOW` names the method.
+pub fn allowed(method: Method) -> bool {
+    use Method::*;
+    matches!(method, Invite | Ack | Cancel | Bye | Options | Notify | Update | Info)
+}
 
 /// Where the INVITE dialog stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,14 +317,7 @@ impl Call {
     /// Sends a final response and keeps it for the request's retransmissions (Timer J).
     /// A call keeps at most `MAX_ANSWERED` of them: a peer sending requests with ever-new
     /// branches cannot grow a call without bound (the oldest answer is forgotten).
-    fn answer_and_remember(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        msg: &Message<'_>,
-        core: &Core<'_>,
-        dst: Flow,
-        again: Again,
-    ) {
+    fn answer_and_remember(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, dst: Flow, again: Again) {
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.remove(0);
         }
@@ -758,7 +757,7 @@ impl Call {
     pub fn on_request(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         let method = core.cseq.method;
         let branch = core.via.branch().unwrap_or_default();
-        let is_ack = msg.method() == Some("ACK");
+        let is_ack = core.method == Method::Ack;
         if !is_ack {
             let id = ctx.ids.txn(branch, method);
             if let Some(done) = self.answered.iter().find(|a| a.id == id) {
@@ -767,8 +766,8 @@ impl Call {
                 return;
             }
         }
-        match msg.method().unwrap_or_default() {
-            "INVITE" if core.to.tag().is_none() => {
+        match core.method {
+            Method::Invite if core.to.tag().is_none() => {
                 if branch == self.invite_branch {
                     if let Some(bytes) = self.invite_response.clone() {
                         self.transmit(ctx, src, bytes);
@@ -777,32 +776,32 @@ impl Call {
                     self.reply(ctx, msg, core, src, 482, &[]);
                 }
             }
-            "ACK" => self.on_ack(ctx, core),
-            "CANCEL" => self.on_cancel(ctx, msg, core, src),
+            Method::Ack => self.on_ack(ctx, core),
+            Method::Cancel => self.on_cancel(ctx, msg, core, src),
             _ if !self.dialog.matches_request(core) => {
                 ctx.stats.unknown_dialog += 1;
                 self.reply(ctx, msg, core, src, 481, &[]);
             }
-            "NOTIFY" => self.on_notify(ctx, msg, core, src),
+            Method::Notify => self.on_notify(ctx, msg, core, src),
             _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
-            "BYE" => {
+            Method::Bye => {
                 self.reply(ctx, msg, core, src, 200, &[]);
                 self.caller_gone(ctx);
                 self.end(ctx, Status::Completed, Some("caller"));
             }
-            "INVITE" | "UPDATE" => {
+            Method::Invite | Method::Update => {
                 // Session refresh or re-offer: answer with the SDP we already gave.
                 let sdp = self.our_sdp.clone().unwrap_or_default();
                 let mut w = Writer::response_to(msg, src.remote, 200, "OK", Some(self.dialog.local_tag()));
                 w.header("Contact", self.dialog.contact()).header("Allow", ALLOW);
-                let body = (!sdp.is_empty() && (method == "INVITE" || !msg.body.is_empty()))
+                let body = (!sdp.is_empty() && (core.method == Method::Invite || !msg.body.is_empty()))
                     .then_some(("application/sdp", sdp.as_bytes()));
                 match w.finish(body) {
                     Ok(bytes) => self.answer_and_remember(ctx, msg, core, src, Again::Bytes(bytes.into())),
                     Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "session refresh not answered"),
                 }
             }
-            "OPTIONS" | "INFO" => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
+            Method::Options | Method::Info => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
             _ => self.reply(ctx, msg, core, src, 405, &[("Allow", ALLOW)]),
         }
     }

@@ -6,8 +6,9 @@ use super::Ctx;
 use super::{Call, Phase};
 use crate::output::{Output, Transmit};
 use crate::sip::parse::{Core, Message};
-use crate::txn::{Again, Answered};
+use crate::sip::Method;
 use crate::transport::Flow;
+use crate::txn::{Again, Answered};
 use std::time::Instant;
 
 pub struct Tombstone {
@@ -61,7 +62,7 @@ impl Tombstone {
     /// Call-ID, 481 to anything else, and nothing to an ACK.
     pub fn on_request(&self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
         let method = core.cseq.method;
-        if msg.method() == Some("ACK") {
+        if core.method == Method::Ack {
             return;
         }
         let branch = core.via.branch().unwrap_or_default();
@@ -69,8 +70,10 @@ impl Tombstone {
         let of_invite = || ctx.ids.txn(branch, "") == self.invite;
         let again = match self.answered.iter().find(|a| a.id == id) {
             Some(done) => done.again.clone(),
-            None if method == "CANCEL" && of_invite() => Again::Reply { code: 200, our_tag: false, extra: &[] },
-            None if method == "INVITE" && core.to.tag().is_none() => {
+            None if core.method == Method::Cancel && of_invite() => {
+                Again::Reply { code: 200, our_tag: false, extra: &[] }
+            }
+            None if core.method == Method::Invite && core.to.tag().is_none() => {
                 if of_invite() {
                     return; // answered and acknowledged long ago
                 }

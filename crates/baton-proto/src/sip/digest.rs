@@ -31,12 +31,17 @@ impl Algorithm {
 /// One `Digest` challenge from WWW-Authenticate or Proxy-Authenticate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Challenge<'a> {
+    /// The protection space.
     pub realm: &'a str,
+    /// The server's nonce.
     pub nonce: &'a str,
+    /// Returned as given.
     pub opaque: Option<&'a str>,
+    /// The hash to answer with.
     pub algorithm: Algorithm,
     /// The server offered `qop=auth`.
     pub qop_auth: bool,
+    /// The nonce was only out of date: answering again is worth it.
     pub stale: bool,
 }
 

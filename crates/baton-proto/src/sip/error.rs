@@ -5,14 +5,23 @@ use std::fmt;
 /// Why a datagram is not a SIP message. `Display` gives a reason phrase fit for a 400.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
+    /// Nothing but line ends.
     Empty,
+    /// The header section is not UTF-8.
     NotUtf8,
+    /// No empty line ends the header section.
     NoHeaderEnd,
+    /// The first line is neither a request nor a status line.
     BadStartLine,
+    /// The SIP version cannot be read.
     BadVersion,
+    /// A header line has no name or colon.
     BadHeaderLine,
+    /// More header lines than [`crate::sip::Limits`] allow.
     TooManyHeaders,
+    /// A Content-Length that is not a number, or two.
     BadContentLength,
+    /// Fewer body bytes than Content-Length says.
     TruncatedBody,
 }
 

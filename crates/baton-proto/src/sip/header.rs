@@ -4,23 +4,41 @@
 /// The headers baton reads or must refuse to let an application set.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Name {
+    /// The path a request took; responses retrace it.
     Via,
+    /// The request's originator, with its tag.
     From,
+    /// The request's recipient, with the answerer's tag.
     To,
+    /// `Call-ID`: one dialog's identifier.
     CallId,
+    /// The request's sequence number and method.
     CSeq,
+    /// Where the sender takes requests of the dialog.
     Contact,
+    /// The body's length (compact `l`).
     ContentLength,
+    /// The body's media type (compact `c`).
     ContentType,
+    /// Hops a request may still take.
     MaxForwards,
+    /// The event package of a NOTIFY (`refer`), RFC 6665.
     Event,
+    /// Whether a subscription is active or terminated, RFC 6665.
     SubscriptionState,
+    /// The REFER's target, RFC 3515.
     ReferTo,
+    /// Who asked for the transfer, RFC 3892.
     ReferredBy,
+    /// `Refer-Sub: false`: no NOTIFYs wanted or sent, RFC 4488.
     ReferSub,
+    /// Proxies that stay on the dialog's path.
     RecordRoute,
+    /// The route set a request follows.
     Route,
+    /// The caller's identity as a trusted network asserts it, RFC 3325.
     PAssertedIdentity,
+    /// Any other header: read by its raw name.
     Other,
 }
 
@@ -301,11 +319,14 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
 /// `CSeq: 314159 INVITE`
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CSeq<'a> {
+    /// The sequence number.
     pub seq: u32,
+    /// The method it numbers.
     pub method: &'a str,
 }
 
 impl<'a> CSeq<'a> {
+    /// Reads `314159 INVITE`; `None` unless both are there and nothing else is.
     pub fn parse(value: &'a str) -> Option<CSeq<'a>> {
         let mut it = trim_lws(value).split_ascii_whitespace();
         let seq = it.next()?.parse().ok()?;
@@ -317,13 +338,16 @@ impl<'a> CSeq<'a> {
 /// `"Display" <uri>;params` or `uri;params` (From, To, Contact, Refer-To, P-Asserted-Identity...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NameAddr<'a> {
+    /// The display name, without its quotes.
     pub display: Option<&'a str>,
+    /// The address, without its angle brackets.
     pub uri: &'a str,
     /// Header parameters after the URI, starting with `;` (empty when none).
     pub params: &'a str,
 }
 
 impl<'a> NameAddr<'a> {
+    /// Reads one name-addr or addr-spec; `None` when it is neither.
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
         let v = trim_lws(value);
         // Without a quote before it, the first `<` is the one (a vector scan finds both).
@@ -355,6 +379,7 @@ impl<'a> NameAddr<'a> {
         })
     }
 
+    /// The `tag` parameter, when it has a value.
     pub fn tag(&self) -> Option<&'a str> {
         // Most From and To headers carry the tag alone, written `;tag=`: read it without
         // the general parameter scan (every in-dialog message compares two tags).
@@ -370,12 +395,16 @@ impl<'a> NameAddr<'a> {
 /// One Via element: `SIP/2.0/UDP host:port;branch=...`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Via<'a> {
+    /// `UDP`, `TCP`, `TLS`... as written.
     pub transport: &'a str,
+    /// `host[:port]` of the hop that sent it.
     pub sent_by: &'a str,
+    /// Its parameters, starting with `;` (empty when none).
     pub params: &'a str,
 }
 
 impl<'a> Via<'a> {
+    /// Reads one Via element (`SIP/2.0/UDP host;params`).
     pub fn parse(element: &'a str) -> Option<Via<'a>> {
         let v = trim_lws(element);
         let (proto, rest) = cut(v, b'/')?;
@@ -394,6 +423,7 @@ impl<'a> Via<'a> {
         (is_token(transport) && !sent_by.is_empty()).then_some(Via { transport, sent_by, params })
     }
 
+    /// The `branch` parameter: the transaction the hop started.
     pub fn branch(&self) -> Option<&'a str> {
         param(self.params, "branch").filter(|b| !b.is_empty())
     }

@@ -8,6 +8,7 @@ pub(crate) mod digest;
 pub(crate) mod error;
 mod frame;
 pub(crate) mod header;
+mod method;
 pub(crate) mod parse;
 #[allow(unsafe_code)] // the vector scan: SSE2 loads, each with its SAFETY comment
 pub(crate) mod scan;
@@ -20,6 +21,7 @@ pub use digest::Challenge;
 pub use error::ParseError;
 pub use frame::{frame, Frame, FrameError};
 pub use header::{split_list, CSeq, Name, NameAddr, Via};
+pub use method::Method;
 pub use parse::{parse, parse_with, Core, Header, Invalid, Limits, Message, StartLine};
 pub use sdp::Direction;
 pub use sipfrag::status_line;

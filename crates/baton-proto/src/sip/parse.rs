@@ -2,6 +2,7 @@
 //! Folded header lines (RFC 3261 §7.3.1) stay in place; typed views trim the CRLF.
 
 use super::header::{cut, find_byte, is_token, is_token_byte, split_list, trim_span, CSeq, Name, NameAddr, Via};
+use super::method::Method;
 use super::scan::Lines;
 use smallvec::SmallVec;
 use std::fmt;
@@ -9,27 +10,47 @@ use std::fmt;
 /// Headers kept inline before the parser spills to the heap.
 const INLINE_HEADERS: usize = 24;
 
+/// One header line, borrowed from the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header<'a> {
+    /// The header, when baton knows it ([`Name::Other`] otherwise).
     pub name: Name,
+    /// The name as written (long or compact form, any case).
     pub raw_name: &'a str,
     /// Raw value; may contain the CRLF of folded lines.
     pub value: &'a str,
 }
 
+/// A request line or a status line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartLine<'a> {
-    Request { method: &'a str, uri: &'a str },
-    Response { code: u16, reason: &'a str },
+    /// `METHOD uri SIP/2.0`.
+    Request {
+        /// The method as written ([`crate::sip::Core::method`] has it read).
+        method: &'a str,
+        /// The Request-URI.
+        uri: &'a str,
+    },
+    /// `SIP/2.0 code reason`.
+    Response {
+        /// The status code.
+        code: u16,
+        /// The reason phrase.
+        reason: &'a str,
+    },
 }
 
+/// A SIP message, every part of it borrowed from the buffer it was parsed from.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
+    /// The first line.
     pub start: StartLine<'a>,
     /// `SIP/2.0` for anything baton can process; a request with another version is kept so
     /// it can be answered 505 (RFC 3261 §8.2.2).
     pub version: &'a str,
+    /// The headers, in order.
     pub headers: SmallVec<[Header<'a>; INLINE_HEADERS]>,
+    /// The body: as long as Content-Length says, or the rest of the datagram without one.
     pub body: &'a [u8],
 }
 
@@ -38,6 +59,7 @@ pub use super::error::ParseError;
 /// Limits applied while parsing.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Most header lines in one message.
     pub max_headers: usize,
 }
 
@@ -47,10 +69,12 @@ impl Default for Limits {
     }
 }
 
+/// Parses one whole message (a datagram, or what [`crate::sip::frame`] cut from a stream).
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
     parse_with(buf, Limits::default())
 }
 
+/// [`parse`] under `limits`.
 #[inline]
 pub fn parse_with(buf: &[u8], limits: Limits) -> Result<Message<'_>, ParseError> {
     // Leading CRLFs are keep-alives or stray line ends (RFC 3261 §7.5).
@@ -176,9 +200,13 @@ fn is_request_uri(uri: &str) -> bool {
 /// Why a parsed message still cannot be processed (answered 400 when it is a request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invalid {
+    /// A header every message needs is not there.
     Missing(&'static str),
+    /// A header is there but cannot be read.
     Malformed(&'static str),
+    /// The CSeq names another method than the request line.
     CSeqMethodMismatch,
+    /// A header that must be single appears twice.
     Duplicate(&'static str),
 }
 
@@ -196,14 +224,22 @@ impl fmt::Display for Invalid {
 /// The fields every request or response must carry, checked once.
 #[derive(Clone, Copy, Debug)]
 pub struct Core<'a> {
+    /// `Call-ID`.
     pub call_id: &'a str,
+    /// `CSeq`.
     pub cseq: CSeq<'a>,
+    /// The top Via.
     pub via: Via<'a>,
+    /// `From`.
     pub from: NameAddr<'a>,
+    /// `To`.
     pub to: NameAddr<'a>,
+    /// A request's method, read once; for a response, the method it answers (its CSeq's).
+    pub method: Method,
 }
 
 impl<'a> Message<'a> {
+    /// A request's method; `None` for a response.
     pub fn method(&self) -> Option<&'a str> {
         match self.start {
             StartLine::Request { method, .. } => Some(method),
@@ -211,6 +247,7 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// A response's status code; `None` for a request.
     pub fn status(&self) -> Option<u16> {
         match self.start {
             StartLine::Response { code, .. } => Some(code),
@@ -226,10 +263,12 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The first value of a known header.
     pub fn get(&self, name: Name) -> Option<&'a str> {
         self.headers.iter().find(|h| h.name == name).map(|h| h.value)
     }
 
+    /// The first value of a header by name, any case (long form only).
     pub fn get_raw(&self, raw: &str) -> Option<&'a str> {
         self.headers.iter().find(|h| h.raw_name.eq_ignore_ascii_case(raw)).map(|h| h.value)
     }
@@ -271,14 +310,15 @@ impl<'a> Message<'a> {
             return Err(Invalid::Malformed("Call-ID"));
         }
         let cseq = CSeq::parse(cseq.ok_or(Invalid::Missing("CSeq"))?).ok_or(Invalid::Malformed("CSeq"))?;
-        if let Some(method) = self.method() {
-            if method != cseq.method && !(method == "ACK" && cseq.method == "INVITE") {
+        let method = Method::of(self.method().unwrap_or(cseq.method));
+        if let Some(named) = self.method() {
+            if named != cseq.method && !(method == Method::Ack && cseq.method == "INVITE") {
                 return Err(Invalid::CSeqMethodMismatch);
             }
         }
         let from = NameAddr::parse(from.ok_or(Invalid::Missing("From"))?).ok_or(Invalid::Malformed("From"))?;
         let to = NameAddr::parse(to.ok_or(Invalid::Missing("To"))?).ok_or(Invalid::Malformed("To"))?;
-        Ok(Core { call_id, cseq, via, from, to })
+        Ok(Core { call_id, cseq, via, from, to, method })
     }
 }
 

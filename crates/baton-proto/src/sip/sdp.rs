@@ -4,12 +4,17 @@
 use super::write::push_ip;
 use std::net::IpAddr;
 
+/// The `a=` direction of the streams baton answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// `a=inactive`: no media either way (baton carries none).
     Inactive,
+    /// `a=sendrecv`.
     Sendrecv,
+    /// `a=sendonly`.
     Sendonly,
+    /// `a=recvonly`.
     Recvonly,
 }
 

@@ -26,6 +26,7 @@ pub struct Writer {
 pub struct Unwritable {
     /// Where: a header name, "method", "Request-URI" or "reason phrase".
     pub place: String,
+    /// What is wrong with the value.
     pub why: &'static str,
 }
 
@@ -221,6 +222,7 @@ pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
 }
 
 impl Writer {
+    /// Starts a request: its method and Request-URI are checked like every value.
     pub fn request(method: &str, uri: &str) -> Writer {
         let mut w = Writer { buf: Vec::with_capacity(768), fault: None };
         if !is_token(method) {
@@ -236,6 +238,7 @@ impl Writer {
         w
     }
 
+    /// Starts a response with its status line.
     pub fn response(code: u16, reason: &str) -> Writer {
         // Room for a 200 with its SDP: growing past 512 copied every call's answer once.
         let mut w = Writer { buf: Vec::with_capacity(1024), fault: None };

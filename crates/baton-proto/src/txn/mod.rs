@@ -6,10 +6,14 @@ use crate::transport::{Flow, Transport};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// RFC 3261 §17's base timers; every other timer derives from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timers {
+    /// The round-trip estimate (500 ms).
     pub t1: Duration,
+    /// The longest retransmission interval (4 s).
     pub t2: Duration,
+    /// How long a message may live in the network (5 s).
     pub t4: Duration,
 }
 
