@@ -2,8 +2,10 @@
 //! executes transfers and reports to the application's hooks. Sans-IO: every entry point
 //! takes `now`, and every effect is pushed to the [`Ctx`] outputs.
 
+mod invite;
 mod payload;
 pub mod refer;
+mod subscription;
 mod swml;
 mod tombstone;
 
@@ -12,7 +14,7 @@ use crate::dialog::Dialog;
 use crate::hook::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
-use crate::sip::header::{param, Name};
+use crate::sip::header::Name;
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{address, reason, Unwritable, Writer};
@@ -20,12 +22,14 @@ use crate::sip::{digest, sdp, sipfrag, Method};
 use crate::stats::Stats;
 use crate::tokens::Ids;
 use crate::transport::Flow;
-use crate::txn::{Again, Answered, ClientTxn, Fire, Retransmit};
+use crate::txn::{Again, Answered, ClientTxns, Response, TxnId};
+use invite::{Acked, Fired, InviteTxn};
 use refer::{Outcome, Transfer};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+use subscription::{Subscription, Verdict};
 pub use tombstone::Tombstone;
 
 /// What a call's handlers need: the time, the settings, and where effects go.
@@ -49,7 +53,7 @@ pub fn allowed(method: Method) -> bool {
     matches!(method, Invite | Ack | Cancel | Bye | Options | Notify | Update | Info)
 }
 
-/// Where the INVITE dialog stands.
+/// Where the INVITE dialog stands, as read from the INVITE transaction and the call's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Not answered yet.
@@ -78,14 +82,14 @@ enum Running {
     },
     Refer {
         transfer: Transfer,
-        branch: String,
+        txn: TxnId,
         /// The REFER's own headers, to send it again with credentials.
         headers: Vec<(String, String)>,
         /// Challenges answered so far.
         challenges: u8,
     },
     Request {
-        branch: String,
+        txn: TxnId,
     },
     /// The application is over.
     Stopped,
@@ -118,20 +122,6 @@ enum Next {
     End,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
-    Refer,
-    Bye,
-    Request,
-}
-
-/// The refer subscription (RFC 3515): lives past its verb so late NOTIFYs get a 200.
-#[derive(Clone, Copy, Debug)]
-struct Subscription {
-    id: u32,
-    terminated: bool,
-}
-
 /// How a call ended, for the status hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -159,16 +149,12 @@ pub struct Call {
     pub sid: Arc<str>,
     trace_id: String,
     dialog: Dialog,
-    /// The INVITE as received, re-read to answer it.
-    invite: Vec<u8>,
-    invite_branch: String,
-    phase: Phase,
+    /// The INVITE's branch: its retransmissions, its CANCEL and its ACK carry it.
+    invite_branch: Box<str>,
+    invite: InviteTxn,
     status: Status,
+    /// The last status the INVITE was answered with.
     sip_status: u16,
-    /// The last response to the INVITE, resent when the INVITE is retransmitted.
-    invite_response: Option<Vec<u8>>,
-    /// Timer G (non-2xx) or the 2xx retransmission, until the ACK.
-    invite_retx: Option<Retransmit>,
     our_sdp: Option<String>,
     answered_at: Option<Instant>,
     termination_by: Option<&'static str>,
@@ -179,14 +165,13 @@ pub struct Call {
     notify_events: bool,
     hook_seq: u64,
     sub: Option<Subscription>,
-    client: Vec<(ClientTxn, Purpose)>,
+    client: ClientTxns,
     answered: Vec<Answered>,
+    /// Set when the call ends: it is forgotten then (or once its transactions are done).
     linger_until: Option<Instant>,
     identity: payload::Identity,
     /// The INVITE gets its final answer by then, whatever the application does.
     setup_until: Instant,
-    /// We hung up between our 200 and its ACK: the BYE (with these headers) waits for it.
-    bye_after_ack: Option<Vec<(String, String)>>,
     /// Applications that replaced the rest of this one (redirects, actionHook verbs).
     replaced: u32,
 }
@@ -210,13 +195,10 @@ impl Call {
             trace_id: ctx.ids.trace_id(),
             identity: payload::Identity::of(msg, core, flow.remote, flow.local),
             dialog,
-            invite: data.to_vec(),
-            invite_branch: core.via.branch().unwrap_or_default().to_string(),
-            phase: Phase::Early,
+            invite: InviteTxn::new(data),
+            invite_branch: core.via.branch().unwrap_or_default().into(),
             status: Status::Trying,
             sip_status: 100,
-            invite_response: None,
-            invite_retx: None,
             our_sdp: None,
             answered_at: None,
             termination_by: None,
@@ -227,11 +209,10 @@ impl Call {
             notify_events: false,
             hook_seq: 0,
             sub: None,
-            client: Vec::new(),
+            client: ClientTxns::default(),
             answered: Vec::new(),
             linger_until: None,
             setup_until: ctx.now + ctx.cfg.hook_wait,
-            bye_after_ack: None,
             replaced: 0,
         };
         call.report_status(ctx, Status::Trying);
@@ -253,6 +234,18 @@ impl Call {
             (None, None) => call.reject(ctx, "no application is configured"),
         }
         Ok(call)
+    }
+
+    fn phase(&self) -> Phase {
+        if self.linger_until.is_some() {
+            return Phase::Ended;
+        }
+        match self.invite {
+            InviteTxn::Proceeding { .. } => Phase::Early,
+            InviteTxn::Accepted { .. } => Phase::Answering,
+            InviteTxn::Confirmed => Phase::Confirmed,
+            InviteTxn::Completed { .. } | InviteTxn::Terminated => Phase::Ended,
+        }
     }
 
     // ---- outputs -------------------------------------------------------------------
@@ -318,12 +311,15 @@ impl Call {
     /// A call keeps at most `MAX_ANSWERED` of them: a peer sending requests with ever-new
     /// branches cannot grow a call without bound (the oldest answer is forgotten).
     fn answer_and_remember(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, dst: Flow, again: Again) {
-        if self.answered.len() >= MAX_ANSWERED {
-            self.answered.remove(0);
-        }
         let bytes = again.bytes(msg, dst.remote, self.dialog.local_tag());
-        let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
-        self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
+        // Timer J is zero on a reliable transport: no retransmission will come.
+        if !dst.transport.is_reliable() {
+            if self.answered.len() >= MAX_ANSWERED {
+                self.answered.remove(0);
+            }
+            let id = ctx.ids.txn(core.via.branch().unwrap_or_default(), core.cseq.method);
+            self.answered.push(Answered { id, again, until: ctx.now + ctx.cfg.timers.give_up() });
+        }
         self.transmit_written(ctx, dst, bytes);
     }
 
@@ -351,7 +347,7 @@ impl Call {
         extra: &[(String, String)],
         body: Option<(&str, &[u8])>,
     ) -> Result<(), Unwritable> {
-        let Ok(invite) = parse(&self.invite) else { return Ok(()) };
+        let Some(Ok(invite)) = self.invite.request().map(parse) else { return Ok(()) };
         let bytes = self.invite_response(&invite, code, reason, extra, body)?;
         drop(invite);
         self.send_invite_response(ctx, code, bytes);
@@ -379,25 +375,20 @@ impl Call {
 
     /// Sends an answer to the INVITE and keeps it for the INVITE's retransmissions.
     fn send_invite_response(&mut self, ctx: &mut Ctx<'_>, code: u16, bytes: Vec<u8>) {
-        if (200..300).contains(&code) {
-            self.invite_retx = Some(Retransmit::for_2xx(ctx.now, &ctx.cfg.timers));
-        } else if code >= 300 {
-            // Timer G on UDP; on a reliable transport only Timer H waits for the ACK.
-            self.invite_retx = Some(Retransmit::new(ctx.now, &ctx.cfg.timers, self.dialog.flow.transport));
+        let transport = self.dialog.flow.transport;
+        if self.invite.answered(ctx.now, &ctx.cfg.timers, transport, code, bytes.clone()) {
+            self.sip_status = code;
+            self.transmit(ctx, self.dialog.flow, bytes);
         }
-        self.sip_status = code;
-        self.invite_response = Some(bytes.clone());
-        self.transmit(ctx, self.dialog.flow, bytes);
     }
 
     fn send_request(
         &mut self,
         ctx: &mut Ctx<'_>,
         method: &str,
-        purpose: Purpose,
         extra: &[(String, String)],
         body: Option<(&str, &[u8])>,
-    ) -> Result<(String, u32), Unwritable> {
+    ) -> Result<(TxnId, u32), Unwritable> {
         let branch = ctx.ids.branch(self.key);
         let (mut w, cseq) = self.dialog.request(method, &branch);
         for (name, value) in extra {
@@ -405,30 +396,18 @@ impl Call {
         }
         let bytes = w.finish(body)?;
         let flow = self.dialog.next_hop;
-        self.transmit(ctx, flow, bytes.clone());
-        let txn = ClientTxn {
-            branch: branch.clone(),
-            method: method.to_string(),
-            cseq,
-            bytes,
-            flow,
-            timer: Retransmit::new(ctx.now, &ctx.cfg.timers, flow.transport),
-            absorb_until: None,
-        };
-        self.client.push((txn, purpose));
-        Ok((branch, cseq))
+        let txn = self.client.start(ctx.now, &ctx.cfg.timers, &branch, Method::of(method), cseq, &bytes, flow);
+        self.transmit(ctx, flow, bytes);
+        Ok((txn, cseq))
     }
 
     // ---- lifecycle -------------------------------------------------------------------
 
     fn end(&mut self, ctx: &mut Ctx<'_>, status: Status, by: Option<&'static str>) {
-        if self.phase == Phase::Ended {
+        if self.linger_until.is_some() {
             return;
         }
-        if self.phase == Phase::Answering {
-            self.invite_retx = None; // the dialog is over before its ACK: stop offering it
-        }
-        self.phase = Phase::Ended;
+        self.invite.abandon(); // over before its ACK: the 2xx is no longer offered
         self.running = Running::Stopped;
         self.termination_by = by;
         self.linger_until = Some(ctx.now + ctx.cfg.timers.give_up());
@@ -439,7 +418,7 @@ impl Call {
     fn reject(&mut self, ctx: &mut Ctx<'_>, why: &str) {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
         tracing::debug!(call_sid = %self.sid, reason = %why, "call rejected");
-        if self.phase == Phase::Early {
+        if self.phase() == Phase::Early {
             self.answer_with(ctx, 480, &[("X-Reason".to_string(), why)]);
         }
         self.end(ctx, Status::Failed, Some("baton"));
@@ -449,7 +428,7 @@ impl Call {
     /// application gave that cannot be written are left out (the call must still end),
     /// and the log says why.
     fn hang_up(&mut self, ctx: &mut Ctx<'_>, headers: &[(String, String)]) {
-        match self.phase {
+        match self.phase() {
             Phase::Early => {
                 let declined = self.respond_invite(ctx, 603, "Decline", headers, None);
                 if let Err(e) = declined {
@@ -462,12 +441,12 @@ impl Call {
                 // RFC 3261 §15: no BYE before the ACK of our 200; the ACK sends it, and a
                 // call never acknowledged ends without one (its Contact is unconfirmed).
                 self.running = Running::Stopped;
-                self.bye_after_ack = Some(headers.to_vec());
+                self.invite.hang_up_after_ack(headers);
             }
             Phase::Confirmed => {
-                if let Err(e) = self.send_request(ctx, "BYE", Purpose::Bye, headers, None) {
+                if let Err(e) = self.send_request(ctx, "BYE", headers, None) {
                     tracing::warn!(call_sid = %self.sid, error = %e, "hangup: headers left out");
-                    let _ = self.send_request(ctx, "BYE", Purpose::Bye, &[], None);
+                    let _ = self.send_request(ctx, "BYE", &[], None);
                 }
                 self.end(ctx, Status::Completed, Some("baton"));
             }
@@ -479,7 +458,7 @@ impl Call {
         let ip = self.dialog.flow.local.ip();
         let session = ctx.ids.random() >> 33;
         // Parsed once for both the offer and the answer's headers.
-        let invite = parse(&self.invite).ok();
+        let invite = self.invite.request().and_then(|r| parse(r).ok());
         let sdp = invite
             .as_ref()
             .filter(|m| m.get(Name::ContentType).is_some_and(|c| starts_with_ci(c, "application/sdp")))
@@ -492,7 +471,6 @@ impl Call {
             None => {}
         }
         self.our_sdp = Some(sdp);
-        self.phase = Phase::Answering;
         self.answered_at = Some(ctx.now);
         self.report_status(ctx, Status::InProgress);
     }
@@ -502,7 +480,7 @@ impl Call {
     /// Runs verbs until one has to wait.
     fn advance(&mut self, ctx: &mut Ctx<'_>) {
         while matches!(self.running, Running::Idle) {
-            if self.phase == Phase::Ended {
+            if self.phase() == Phase::Ended {
                 self.running = Running::Stopped;
                 return;
             }
@@ -519,8 +497,8 @@ impl Call {
             let needs_dialog = step.verb.needs_dialog();
             self.current = Some(step);
             self.verb_status(ctx, "starting");
-            if needs_dialog && self.phase != Phase::Confirmed {
-                if self.phase == Phase::Early {
+            if needs_dialog && self.phase() != Phase::Confirmed {
+                if self.phase() == Phase::Early {
                     self.answer(ctx);
                 }
                 self.running = Running::AwaitAck;
@@ -542,17 +520,16 @@ impl Call {
                 };
                 headers.push(("Referred-By".to_string(), referred_by));
                 headers.extend(r.headers.iter().cloned());
-                let (branch, cseq) = match self.send_request(ctx, "REFER", Purpose::Refer, &headers, None) {
+                let (txn, cseq) = match self.send_request(ctx, "REFER", &headers, None) {
                     Ok(sent) => sent,
                     Err(e) => return self.refer_not_sent(ctx, e),
                 };
                 let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
-                self.sub = Some(Subscription { id: cseq, terminated: false });
-                self.running =
-                    Running::Refer { transfer: Transfer::new(cseq, timeout), branch, headers, challenges: 0 };
+                self.sub = Some(Subscription::new(cseq));
+                self.running = Running::Refer { transfer: Transfer::new(cseq, timeout), txn, headers, challenges: 0 };
             }
             Verb::Decline { status, reason: why, headers } => {
-                if self.phase == Phase::Early {
+                if self.phase() == Phase::Early {
                     let why = why.as_deref().unwrap_or_else(|| reason(*status));
                     match self.respond_invite(ctx, *status, why, headers, None) {
                         Ok(()) => self.end(ctx, Status::Failed, Some("baton")),
@@ -586,8 +563,8 @@ impl Call {
                 let headers: Headers =
                     r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
                 let body = r.body.as_deref().map(|b| (content_type.as_deref().unwrap_or("text/plain"), b.as_bytes()));
-                match self.send_request(ctx, &r.method, Purpose::Request, &headers, body) {
-                    Ok((branch, _)) => self.running = Running::Request { branch },
+                match self.send_request(ctx, &r.method, &headers, body) {
+                    Ok((txn, _)) => self.running = Running::Request { txn },
                     Err(e) => {
                         let action = r.action_hook.clone().map(|hook| (hook, self.request_result(500, "", Some(&e))));
                         self.finish_verb(ctx, action);
@@ -697,7 +674,7 @@ impl Call {
                 let why = format!("more than {} redirects (--max-redirects)", ctx.cfg.max_redirects);
                 tracing::debug!(call_sid = %self.sid, reason = %why, "application ends");
                 self.running = Running::Stopped;
-                return match self.phase {
+                return match self.phase() {
                     Phase::Early => self.reject(ctx, &why),
                     _ => self.hang_up(ctx, &[]),
                 };
@@ -768,9 +745,9 @@ impl Call {
         }
         match core.method {
             Method::Invite if core.to.tag().is_none() => {
-                if branch == self.invite_branch {
-                    if let Some(bytes) = self.invite_response.clone() {
-                        self.transmit(ctx, src, bytes);
+                if branch == &*self.invite_branch {
+                    if let Some(bytes) = self.invite.last_response() {
+                        self.transmit(ctx, src, bytes.to_vec());
                     }
                 } else {
                     self.reply(ctx, msg, core, src, 482, &[]);
@@ -783,7 +760,7 @@ impl Call {
                 self.reply(ctx, msg, core, src, 481, &[]);
             }
             Method::Notify => self.on_notify(ctx, msg, core, src),
-            _ if self.phase == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
+            _ if self.phase() == Phase::Ended => self.reply(ctx, msg, core, src, 481, &[]),
             Method::Bye => {
                 self.reply(ctx, msg, core, src, 200, &[]);
                 self.caller_gone(ctx);
@@ -807,58 +784,40 @@ impl Call {
     }
 
     fn on_ack(&mut self, ctx: &mut Ctx<'_>, core: &Core<'_>) {
-        let acks_2xx = self.dialog.matches_request(core) && self.phase == Phase::Answering;
-        if acks_2xx {
-            self.invite_retx = None;
-            self.phase = Phase::Confirmed;
-            // The INVITE transaction is over: neither it nor our 200 is needed again, and a
-            // parked call should hold as little as possible.
-            self.invite = Vec::new();
-            self.invite_response = None;
-            if let Some(headers) = self.bye_after_ack.take() {
-                self.hang_up(ctx, &headers);
-            } else if matches!(self.running, Running::AwaitAck) {
+        let of_2xx = self.dialog.matches_request(core) && self.phase() == Phase::Answering;
+        let of_failure = core.via.branch() == Some(&*self.invite_branch);
+        match self.invite.on_ack(of_2xx, of_failure) {
+            Acked::Confirmed(Some(headers)) => self.hang_up(ctx, &headers),
+            Acked::Confirmed(None) if matches!(self.running, Running::AwaitAck) => {
                 self.start_current(ctx);
                 self.advance(ctx);
             }
-        } else if core.via.branch() == Some(self.invite_branch.as_str()) && self.sip_status >= 300 {
-            self.invite_retx = None;
+            Acked::Confirmed(None) | Acked::Failure | Acked::Nothing => {}
         }
     }
 
     fn on_cancel(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
-        if core.via.branch() != Some(self.invite_branch.as_str()) {
+        if core.via.branch() != Some(&*self.invite_branch) {
             return self.reply(ctx, msg, core, src, 481, &[]);
         }
         // CANCEL's response carries the To as received (RFC 3261 §9.2).
         self.answer_and_remember(ctx, msg, core, src, Again::Reply { code: 200, our_tag: false, extra: &[] });
-        if self.phase == Phase::Early && self.sip_status < 200 {
+        if self.phase() == Phase::Early {
             self.answer_with(ctx, 487, &[]);
             self.end(ctx, Status::Canceled, Some("caller"));
         }
     }
 
     fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
-        let Some(event) = msg.get(Name::Event) else {
-            return self.reply(ctx, msg, core, src, 400, &[]);
+        let verdict = Subscription::notify(&mut self.sub, msg.get(Name::Event), msg.get(Name::SubscriptionState));
+        let (id, terminated) = match verdict {
+            Verdict::Refuse { code, extra } => return self.reply(ctx, msg, core, src, code, extra),
+            Verdict::Accept { id, terminated } => (id, terminated),
         };
-        let (package, params) = event.split_once(';').unwrap_or((event, ""));
-        if !package.trim().eq_ignore_ascii_case("refer") {
-            return self.reply(ctx, msg, core, src, 489, &[("Allow-Events", "refer")]);
-        }
-        let id = param(params, "id").map(|id| id.parse::<u32>());
-        let sub = match self.sub {
-            Some(sub) if !sub.terminated && id.is_none_or(|id| id == Ok(sub.id)) => sub,
-            _ => return self.reply(ctx, msg, core, src, 481, &[]),
-        };
-        let terminated = msg.get(Name::SubscriptionState).is_some_and(|s| starts_with_ci(s.trim_start(), "terminated"));
         self.reply(ctx, msg, core, src, 200, &[]);
-        if terminated {
-            self.sub = Some(Subscription { terminated: true, ..sub });
-        }
         let status = sipfrag::status_line(msg.body).map(|(code, _)| code);
         let Running::Refer { transfer, .. } = &mut self.running else { return };
-        if transfer.cseq != sub.id {
+        if transfer.cseq != id {
             return;
         }
         let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
@@ -885,44 +844,31 @@ impl Call {
     /// Returns false when the response matches no transaction of this call (a stray).
     pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) -> bool {
         let (Some(code), Some(branch)) = (msg.status(), core.via.branch()) else { return false };
-        // RFC 3261 §17.1.3 matches on branch and method; the CSeq number, Call-ID and
-        // From-tag must agree as well, so that a response cannot be forged by anyone who
-        // merely learned a branch.
-        let Some(i) = self
-            .client
-            .iter()
-            .position(|(t, _)| t.branch == branch && t.method == core.cseq.method && t.cseq == core.cseq.seq)
-        else {
-            return false;
-        };
+        // The Call-ID and our From-tag must agree too, so that a response cannot be forged
+        // by anyone who merely learned a branch.
         if !self.dialog.matches_response(core) {
             return false;
         }
-        let (txn, purpose) = &mut self.client[i];
-        if txn.absorb_until.is_some() {
-            return true; // a retransmitted final response
-        }
-        if code < 200 {
-            txn.timer.provisional(ctx.now);
-            return true;
-        }
-        txn.absorb_until = Some(ctx.now + ctx.cfg.timers.t4);
-        let (branch, purpose) = (txn.branch.clone(), *purpose);
-        if purpose == Purpose::Refer && matches!(code, 401 | 407) && self.answer_challenge(ctx, msg, code, &branch) {
+        let txn = match self.client.on_response(ctx.now, &ctx.cfg.timers, branch, (core.cseq.seq, core.method), code) {
+            Response::Stray => return false,
+            Response::Absorbed => return true,
+            Response::Final(txn) => txn,
+        };
+        if matches!(code, 401 | 407) && self.answer_challenge(ctx, msg, code, txn) {
             return true;
         }
         let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
-        self.on_final(ctx, &branch, purpose, code, msg.reason(), refer_sub_false);
+        self.on_final(ctx, txn, code, msg.reason(), refer_sub_false);
         true
     }
 
     /// Sends the REFER again with Digest credentials (docs/behaviour.md §2.2): once per
     /// challenge; a second challenge is final unless it says the nonce was only stale.
-    fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, branch: &str) -> bool {
+    fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, txn: TxnId) -> bool {
         const MAX_CHALLENGES: u8 = 3;
         let Some(Step { verb: Verb::Refer(r), .. }) = self.current.as_deref() else { return false };
         let Some(creds) = r.auth.clone() else { return false };
-        let Running::Refer { branch: b, headers, challenges, .. } = &self.running else { return false };
+        let Running::Refer { txn: refer, headers, challenges, .. } = &self.running else { return false };
         let (challenge_header, answer_header) = if code == 401 {
             ("WWW-Authenticate", "Authorization")
         } else {
@@ -930,7 +876,7 @@ impl Call {
         };
         let offered = msg.headers.iter().filter(|h| h.raw_name.eq_ignore_ascii_case(challenge_header)).map(|h| h.value);
         let Some(challenge) = digest::best(offered) else { return false };
-        if b != branch || (*challenges > 0 && !challenge.stale) || *challenges >= MAX_CHALLENGES {
+        if *refer != txn || (*challenges > 0 && !challenge.stale) || *challenges >= MAX_CHALLENGES {
             return false;
         }
         let cnonce = format!("{:016x}", ctx.ids.random());
@@ -940,13 +886,13 @@ impl Call {
             !n.eq_ignore_ascii_case("Authorization") && !n.eq_ignore_ascii_case("Proxy-Authorization")
         });
         headers.push((answer_header.to_string(), value));
-        let Ok((new_branch, cseq)) = self.send_request(ctx, "REFER", Purpose::Refer, &headers, None) else {
+        let Ok((again, cseq)) = self.send_request(ctx, "REFER", &headers, None) else {
             return false; // a challenge whose values cannot be written back is final
         };
-        self.sub = Some(Subscription { id: cseq, terminated: false });
-        if let Running::Refer { transfer, branch, headers: kept, challenges, .. } = &mut self.running {
+        self.sub = Some(Subscription::new(cseq));
+        if let Running::Refer { transfer, txn, headers: kept, challenges } = &mut self.running {
             transfer.cseq = cseq;
-            *branch = new_branch;
+            *txn = again;
             *kept = headers;
             *challenges += 1;
         }
@@ -954,17 +900,9 @@ impl Call {
     }
 
     /// A client transaction ended: with a final response, or timed out (408).
-    fn on_final(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        branch: &str,
-        purpose: Purpose,
-        code: u16,
-        why: &str,
-        refer_sub_false: bool,
-    ) {
-        match (purpose, &mut self.running) {
-            (Purpose::Refer, Running::Refer { transfer, branch: b, .. }) if b == branch => {
+    fn on_final(&mut self, ctx: &mut Ctx<'_>, txn: TxnId, code: u16, why: &str, refer_sub_false: bool) {
+        match &mut self.running {
+            Running::Refer { transfer, txn: refer, .. } if *refer == txn => {
                 if code >= 300 {
                     self.sub = None;
                 }
@@ -974,7 +912,7 @@ impl Call {
                     self.complete_refer(ctx, outcome, false);
                 }
             }
-            (Purpose::Request, Running::Request { branch: b }) if b == branch => {
+            Running::Request { txn: request } if *request == txn => {
                 let hook = match self.current.as_deref() {
                     Some(Step { verb: Verb::Request(r), .. }) => r.action_hook.clone(),
                     _ => None,
@@ -992,46 +930,21 @@ impl Call {
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         self.answered.retain(|a| a.until > now);
-        self.client.retain(|(t, _)| t.absorb_until.is_none_or(|until| until > now));
-        let mut i = 0;
-        while i < self.client.len() {
-            if self.client[i].0.absorb_until.is_some() {
-                i += 1;
-                continue;
-            }
-            match self.client[i].0.timer.poll(now) {
-                Some(Fire::Resend) => {
-                    let (bytes, flow) = (self.client[i].0.bytes.clone(), self.client[i].0.flow);
-                    self.transmit(ctx, flow, bytes);
-                    i += 1;
-                }
-                Some(Fire::GiveUp) => {
-                    let (txn, purpose) = self.client.swap_remove(i);
-                    tracing::debug!(call_sid = %self.sid, method = txn.method, "request timed out (Timer F)");
-                    self.on_final(ctx, &txn.branch, purpose, 408, "Request Timeout", false);
-                }
-                None => i += 1,
-            }
+        for (txn, method) in self.client.poll(now, ctx.out) {
+            tracing::debug!(call_sid = %self.sid, ?method, "request timed out (Timer F)");
+            self.on_final(ctx, txn, 408, "Request Timeout", false);
         }
-        if let Some(retx) = &mut self.invite_retx {
-            match retx.poll(now) {
-                Some(Fire::Resend) => {
-                    if let Some(bytes) = self.invite_response.clone() {
-                        self.transmit(ctx, self.dialog.flow, bytes);
-                    }
-                }
-                Some(Fire::GiveUp) => {
-                    self.invite_retx = None;
-                    if self.phase == Phase::Answering {
-                        // Without the ACK the caller's Contact was never confirmed: a BYE
-                        // there could go to anyone the INVITE named (RFC 3261 §13.3.1.4).
-                        tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call without BYE");
-                        ctx.stats.never_acked += 1;
-                        self.end(ctx, Status::Failed, Some("baton"));
-                    }
-                }
-                None => {}
+        let ended = self.phase() == Phase::Ended;
+        match self.invite.poll(now) {
+            Some(Fired::Resend(bytes)) => self.transmit(ctx, self.dialog.flow, bytes),
+            Some(Fired::NoAck) if !ended => {
+                // Without the ACK the caller's Contact was never confirmed: a BYE there
+                // could go to anyone the INVITE named (RFC 3261 §13.3.1.4).
+                tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call without BYE");
+                ctx.stats.never_acked += 1;
+                self.end(ctx, Status::Failed, Some("baton"));
             }
+            Some(Fired::NoAck | Fired::Abandoned) | None => {}
         }
         match &mut self.running {
             Running::Pause { until } if *until <= now => {
@@ -1052,7 +965,7 @@ impl Call {
         }
         // Whatever the application does (redirect after redirect, a hook that answers just
         // in time, again and again), the INVITE gets its final answer by `--hook-wait`.
-        if self.phase == Phase::Early && now >= self.setup_until {
+        if self.phase() == Phase::Early && now >= self.setup_until {
             let why = format!("no final answer within {} s (--hook-wait)", ctx.cfg.hook_wait.as_secs_f64());
             self.reject(ctx, &why);
         }
@@ -1064,21 +977,21 @@ impl Call {
             Running::Refer { transfer, .. } => transfer.deadline(),
             _ => None,
         };
-        let transactions = self.client.iter().map(|(t, _)| t.deadline());
+        let transactions = self.client.deadlines();
         // The call is forgotten only once its transactions are done too.
         let linger = self.linger_until.map(|l| transactions.clone().fold(l, Instant::max));
         transactions
-            .chain(self.invite_retx.as_ref().map(Retransmit::deadline))
+            .chain(self.invite.deadline())
             .chain(self.answered.iter().map(|a| a.until))
             .chain(running)
             .chain(linger)
-            .chain((self.phase == Phase::Early).then_some(self.setup_until))
+            .chain((self.phase() == Phase::Early).then_some(self.setup_until))
             .min()
     }
 
     /// Over and past every retransmission window: the call can be forgotten.
     pub fn finished(&self, now: Instant) -> bool {
-        self.phase == Phase::Ended && self.linger_until.is_some_and(|t| now >= t) && self.client.is_empty()
+        self.linger_until.is_some_and(|t| now >= t) && self.client.is_empty()
     }
 }
 
@@ -1089,18 +1002,18 @@ impl Call {
     }
 
     pub fn is_active(&self) -> bool {
-        self.phase != Phase::Ended
+        self.phase() != Phase::Ended
     }
 
     /// The caller acknowledged our 200: its address is confirmed.
     pub fn is_confirmed(&self) -> bool {
-        self.phase == Phase::Confirmed
+        self.phase() == Phase::Confirmed
     }
 
     /// Shutdown: a transfer in progress reports its end, then the call is ended.
     pub fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
         self.caller_gone(ctx);
-        match self.phase {
+        match self.phase() {
             Phase::Early => {
                 let retry = [("Retry-After".to_string(), "5".to_string())];
                 self.answer_with(ctx, 503, &retry);

@@ -59,7 +59,7 @@ impl Call {
         let step = |verb| Next::Step(Arc::new(Step { id: None, verb }));
         match action {
             Action::Answer => step(Verb::Answer),
-            Action::Hangup { reason } => match (reason.as_deref(), self.phase) {
+            Action::Hangup { reason } => match (reason.as_deref(), self.phase()) {
                 (Some("busy"), Phase::Early) => step(Verb::Decline { status: 486, reason: None, headers: Vec::new() }),
                 (Some("decline"), Phase::Early) => {
                     step(Verb::Decline { status: 603, reason: None, headers: Vec::new() })

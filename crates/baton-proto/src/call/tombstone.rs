@@ -29,18 +29,12 @@ impl Call {
     /// kept, and the refer subscription (if any) is over. What it needs is moved out of
     /// the call, which is then dropped.
     pub fn bury(&mut self, ids: &crate::tokens::Ids) -> Option<Tombstone> {
-        let settled = self.phase == Phase::Ended
-            && self.invite_retx.is_none()
-            && self.invite_response.is_none()
-            && self.client.iter().all(|(t, _)| t.absorb_until.is_some())
-            && self.sub.is_none_or(|s| s.terminated);
+        let settled = self.phase() == Phase::Ended
+            && self.invite.is_over()
+            && self.client.settled()
+            && self.sub.is_none_or(|s| s.is_over());
         let linger = self.linger_until.filter(|_| settled)?;
-        let until = self
-            .client
-            .iter()
-            .filter_map(|(t, _)| t.absorb_until)
-            .chain(self.answered.iter().map(|a| a.until))
-            .fold(linger, Instant::max);
+        let until = self.client.deadlines().chain(self.answered.iter().map(|a| a.until)).fold(linger, Instant::max);
         Some(Tombstone {
             invite: ids.txn(&self.invite_branch, ""),
             call_id: self.dialog.call_id().into(),

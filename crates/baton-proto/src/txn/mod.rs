@@ -1,8 +1,13 @@
-//! RFC 3261 §17 transaction timing over UDP, sans-IO: each schedule is advanced with `now`.
+//! RFC 3261 §17 transactions, sans-IO: each schedule is advanced with `now`, and follows
+//! its transport (nothing is retransmitted on a reliable one).
+
+mod client;
+
+pub use client::{ClientTxns, Response, TxnId};
 
 use crate::sip::parse::Message;
 use crate::sip::write::{reason, Unwritable, Writer};
-use crate::transport::{Flow, Transport};
+use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -85,27 +90,6 @@ impl Retransmit {
         self.interval = (self.interval * 2).min(self.cap);
         self.next = (now + self.interval).min(self.give_up);
         Some(Fire::Resend)
-    }
-}
-
-/// A request baton sent and whose final response it awaits (non-INVITE client transaction).
-#[derive(Clone, Debug)]
-pub struct ClientTxn {
-    pub branch: String,
-    pub method: String,
-    /// A response must carry the request's CSeq number as well as its branch and method.
-    pub cseq: u32,
-    pub bytes: Vec<u8>,
-    /// Where it went: retransmissions follow it.
-    pub flow: Flow,
-    pub timer: Retransmit,
-    /// Timer K: after the final response, retransmissions of it are absorbed until then.
-    pub absorb_until: Option<Instant>,
-}
-
-impl ClientTxn {
-    pub fn deadline(&self) -> Instant {
-        self.absorb_until.unwrap_or_else(|| self.timer.deadline())
     }
 }
 
