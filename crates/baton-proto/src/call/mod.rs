@@ -8,29 +8,32 @@ pub mod refer;
 mod subscription;
 mod swml;
 mod tombstone;
+mod transfer;
+mod verbs;
 
-use crate::app::{Application, Doc, Headers, Hook, Step, Verb};
+use crate::app::{Hook, Step};
 use crate::dialog::Dialog;
-use crate::hook::{Answer, Expect, HookJob, HookOutcome, Payload, ReplyTo};
+use crate::hook::{Expect, HookJob, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
 use crate::sip::header::Name;
 use crate::sip::parse::{parse, Core, Message};
 use crate::sip::uri::starts_with_ci;
-use crate::sip::write::{address, reason, Unwritable, Writer};
-use crate::sip::{digest, sdp, sipfrag, Method};
+use crate::sip::write::{reason, Unwritable, Writer};
+use crate::sip::{sdp, Method};
 use crate::stats::Stats;
 use crate::tokens::Ids;
 use crate::transport::Flow;
 use crate::txn::{Again, Answered, ClientTxns, Response, TxnId};
 use invite::{Acked, Fired, InviteTxn};
-use refer::{Outcome, Transfer};
+use refer::Outcome;
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
-use subscription::{Subscription, Verdict};
+use subscription::Subscription;
 pub use tombstone::Tombstone;
+use verbs::{AfterHook, Program, Running};
 
 /// What a call's handlers need: the time, the settings, and where effects go.
 pub struct Ctx<'a> {
@@ -62,64 +65,6 @@ enum Phase {
     Answering,
     Confirmed,
     Ended,
-}
-
-/// What the application is doing.
-#[derive(Clone, Debug)]
-enum Running {
-    /// Ready to start the next verb.
-    Idle,
-    /// Waiting for a hook's answer, until `until` (then it goes on as if the hook failed).
-    Hook {
-        token: u64,
-        after: AfterHook,
-        until: Instant,
-    },
-    /// The current verb needs the dialog: waiting for the ACK of our 200.
-    AwaitAck,
-    Pause {
-        until: Instant,
-    },
-    Refer {
-        transfer: Transfer,
-        txn: TxnId,
-        /// The REFER's own headers, to send it again with credentials.
-        headers: Vec<(String, String)>,
-        /// Challenges answered so far.
-        challenges: u8,
-    },
-    Request {
-        txn: TxnId,
-    },
-    /// The application is over.
-    Stopped,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum AfterHook {
-    /// The call_hook: its answer is the application.
-    Application,
-    /// An actionHook or redirect: its verbs, if any, replace the rest.
-    Replace,
-    /// A SWML `request`: its answer goes into variables.
-    SwmlRequest { url: String, save: bool },
-    /// A SWML `execute` or `transfer` to a URL: its answer is a document to run.
-    SwmlFetch { params: Map<String, Value>, execute: bool },
-}
-
-/// What the call runs: jambonz verbs in order, or a SWML machine.
-enum Program {
-    /// The steps and the index of the next one.
-    Verbs(Arc<[Arc<Step>]>, usize),
-    Swml(Box<crate::app::swml::run::Machine>),
-}
-
-/// The next thing the program asks for.
-enum Next {
-    Step(Arc<Step>),
-    /// A hook the program needs was sent; the call waits for it.
-    Waiting,
-    End,
 }
 
 /// How a call ended, for the status hook.
@@ -475,260 +420,6 @@ impl Call {
         self.report_status(ctx, Status::InProgress);
     }
 
-    // ---- the application ------------------------------------------------------------
-
-    /// Runs verbs until one has to wait.
-    fn advance(&mut self, ctx: &mut Ctx<'_>) {
-        while matches!(self.running, Running::Idle) {
-            if self.phase() == Phase::Ended {
-                self.running = Running::Stopped;
-                return;
-            }
-            let step = match self.next_step(ctx) {
-                Next::Step(step) => step,
-                Next::Waiting => return,
-                Next::End => {
-                    tracing::debug!(call_sid = %self.sid, "application ended");
-                    self.running = Running::Stopped;
-                    self.hang_up(ctx, &[]);
-                    return;
-                }
-            };
-            let needs_dialog = step.verb.needs_dialog();
-            self.current = Some(step);
-            self.verb_status(ctx, "starting");
-            if needs_dialog && self.phase() != Phase::Confirmed {
-                if self.phase() == Phase::Early {
-                    self.answer(ctx);
-                }
-                self.running = Running::AwaitAck;
-                return;
-            }
-            self.start_current(ctx);
-        }
-    }
-
-    fn start_current(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(step) = self.current.clone() else { return };
-        match &step.verb {
-            Verb::Refer(r) => {
-                let host = ctx.cfg.refer_domain.clone().unwrap_or_else(|| self.dialog.remote_host());
-                let mut headers = vec![("Refer-To".to_string(), address(&r.refer_to, None, &host))];
-                let referred_by = match &r.referred_by {
-                    Some(by) => address(by, r.referred_by_display.as_deref(), &host),
-                    None => self.identity.referred_by(&host),
-                };
-                headers.push(("Referred-By".to_string(), referred_by));
-                headers.extend(r.headers.iter().cloned());
-                let (txn, cseq) = match self.send_request(ctx, "REFER", &headers, None) {
-                    Ok(sent) => sent,
-                    Err(e) => return self.refer_not_sent(ctx, e),
-                };
-                let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
-                self.sub = Some(Subscription::new(cseq));
-                self.running = Running::Refer { transfer: Transfer::new(cseq, timeout), txn, headers, challenges: 0 };
-            }
-            Verb::Decline { status, reason: why, headers } => {
-                if self.phase() == Phase::Early {
-                    let why = why.as_deref().unwrap_or_else(|| reason(*status));
-                    match self.respond_invite(ctx, *status, why, headers, None) {
-                        Ok(()) => self.end(ctx, Status::Failed, Some("baton")),
-                        Err(e) => self.reject(ctx, &format!("sip:decline: {e}")),
-                    }
-                } else {
-                    tracing::warn!(call_sid = %self.sid, "sip:decline on an answered call is skipped");
-                    self.finish_verb(ctx, None);
-                }
-            }
-            Verb::Hangup { headers } => self.hang_up(ctx, headers),
-            Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + *length },
-            Verb::Answer => self.finish_verb(ctx, None),
-            Verb::Redirect { action_hook } => {
-                let body = Payload::Event(Value::Object(payload::call_fields(self)));
-                self.wait_for(ctx, action_hook, body, Expect::Verbs, AfterHook::Replace);
-            }
-            Verb::Tag { data } => {
-                self.customer_data.extend(data.clone());
-                self.finish_verb(ctx, None);
-            }
-            Verb::Config { notify_events } => {
-                if let Some(n) = *notify_events {
-                    self.notify_events = n;
-                }
-                self.finish_verb(ctx, None);
-            }
-            Verb::Request(r) => {
-                let content_type =
-                    r.headers.iter().find(|(n, _)| Name::lookup(n) == Name::ContentType).map(|(_, v)| v.clone());
-                let headers: Headers =
-                    r.headers.iter().filter(|(n, _)| Name::lookup(n) != Name::ContentType).cloned().collect();
-                let body = r.body.as_deref().map(|b| (content_type.as_deref().unwrap_or("text/plain"), b.as_bytes()));
-                match self.send_request(ctx, &r.method, &headers, body) {
-                    Ok((txn, _)) => self.running = Running::Request { txn },
-                    Err(e) => {
-                        let action = r.action_hook.clone().map(|hook| (hook, self.request_result(500, "", Some(&e))));
-                        self.finish_verb(ctx, action);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The current verb is done; its actionHook (when given) is awaited before the next.
-    fn finish_verb(&mut self, ctx: &mut Ctx<'_>, action: Option<(Hook, Value)>) {
-        self.verb_status(ctx, "finished");
-        self.current = None;
-        match action {
-            Some((hook, body)) => self.wait_for(ctx, &hook, Payload::Event(body), Expect::Verbs, AfterHook::Replace),
-            None => self.running = Running::Idle,
-        }
-    }
-
-    /// A `sip:request`'s actionHook body: its result, and why it was never sent if it was not.
-    fn request_result(&self, code: u16, why: &str, unsent: Option<&Unwritable>) -> Value {
-        let mut body = payload::call_fields(self);
-        body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
-        body.insert("sip_status".into(), json!(code));
-        body.insert("sip_reason".into(), json!(why));
-        if let Some(e) = unsent {
-            body.insert("error".into(), json!(e.to_string()));
-        }
-        Value::Object(body)
-    }
-
-    /// The REFER could not be written (a value would have changed its structure): the verb
-    /// fails as a REFER refused with 500 would, its actionHook says why, nothing is sent.
-    fn refer_not_sent(&mut self, ctx: &mut Ctx<'_>, e: Unwritable) {
-        tracing::info!(call_sid = %self.sid, error = %e, "REFER not sent");
-        let outcome = Outcome { refer_status: 500, final_status: None, end: refer::End::NotSent };
-        self.swml_refer_failed(&e);
-        self.complete_refer_with(ctx, outcome, false, Some(&e));
-    }
-
-    /// The caller is gone (or the call is being ended under it): a transfer in progress
-    /// reports its end, and verbs its actionHook returns will not run.
-    fn caller_gone(&mut self, ctx: &mut Ctx<'_>) {
-        let outcome = match &mut self.running {
-            Running::Refer { transfer, .. } => transfer.on_far_end_bye(),
-            _ => None,
-        };
-        if let Some(outcome) = outcome {
-            self.complete_refer(ctx, outcome, true);
-        }
-    }
-
-    /// `caller_gone`: the far end hung up during the transfer.
-    fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
-        self.complete_refer_with(ctx, outcome, caller_gone, None);
-    }
-
-    fn complete_refer_with(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        outcome: Outcome,
-        caller_gone: bool,
-        unsent: Option<&Unwritable>,
-    ) {
-        let (verb_id, action_hook) = match self.current.as_deref() {
-            Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
-            _ => (None, None),
-        };
-        tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
-                       final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
-        let action = action_hook.map(|hook| {
-            let mut body = payload::refer_action(self, &outcome, verb_id.as_deref());
-            if let Some(e) = unsent {
-                body["error"] = json!(e.to_string());
-            }
-            (hook, body)
-        });
-        self.swml_refer_done(&outcome);
-        let call_over = outcome.transferred() || caller_gone;
-        if call_over {
-            // The caller has left (or hung up): the hook still fires, its verbs cannot run.
-            self.verb_status(ctx, "finished");
-            self.current = None;
-            if let Some((hook, body)) = action {
-                self.hook(ctx, &hook, Payload::Event(body), None);
-            }
-            self.running = Running::Stopped;
-            if outcome.transferred() {
-                self.hang_up(ctx, &[]);
-            }
-            return;
-        }
-        self.finish_verb(ctx, action);
-        self.advance(ctx);
-    }
-
-    pub fn on_hook_reply(&mut self, ctx: &mut Ctx<'_>, token: u64, outcome: HookOutcome) {
-        let after = match &self.running {
-            Running::Hook { token: waiting, after, .. } if *waiting == token => after.clone(),
-            _ => return,
-        };
-        match (after, outcome) {
-            (AfterHook::Application, Ok(Answer::Application(app))) => self.install(ctx, app),
-            (AfterHook::Application, Ok(_)) => return self.reject(ctx, "call_hook returned no application"),
-            (AfterHook::Application, Err(why)) => return self.reject(ctx, &why),
-            (AfterHook::Replace, Ok(Answer::Application(_))) if self.replaced >= ctx.cfg.max_redirects => {
-                let why = format!("more than {} redirects (--max-redirects)", ctx.cfg.max_redirects);
-                tracing::debug!(call_sid = %self.sid, reason = %why, "application ends");
-                self.running = Running::Stopped;
-                return match self.phase() {
-                    Phase::Early => self.reject(ctx, &why),
-                    _ => self.hang_up(ctx, &[]),
-                };
-            }
-            (AfterHook::Replace, Ok(Answer::Application(app))) => {
-                self.replaced += 1;
-                self.install(ctx, app);
-                self.finish_redirect(ctx);
-            }
-            (AfterHook::Replace, Ok(_)) => self.finish_redirect(ctx),
-            (AfterHook::Replace, Err(why)) => {
-                // Debug, not warn: the hook side counts and logs failures once per period.
-                tracing::debug!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
-                self.finish_redirect(ctx);
-            }
-            (AfterHook::SwmlRequest { url, save }, outcome) => self.swml_request_done(&url, save, outcome),
-            (AfterHook::SwmlFetch { params, execute }, outcome) => self.swml_fetched(params, execute, outcome),
-        }
-        self.running = Running::Idle;
-        self.advance(ctx);
-    }
-
-    /// A redirect's verb finishes once its new application arrived.
-    fn finish_redirect(&mut self, ctx: &mut Ctx<'_>) {
-        if self.current.is_some() {
-            self.verb_status(ctx, "finished");
-            self.current = None;
-        }
-    }
-
-    /// Makes `app` the rest of the call's application.
-    fn install(&mut self, ctx: &mut Ctx<'_>, app: Application) {
-        self.program = match app.0 {
-            Doc::Verbs(steps) => Program::Verbs(steps, 0),
-            Doc::Swml(doc) => Program::Swml(Box::new(self.swml_machine(ctx, doc))),
-        };
-    }
-
-    fn next_step(&mut self, ctx: &mut Ctx<'_>) -> Next {
-        match &mut self.program {
-            Program::Verbs(steps, next) => match steps.get(*next) {
-                Some(step) => {
-                    *next += 1;
-                    Next::Step(step.clone())
-                }
-                None => Next::End,
-            },
-            Program::Swml(machine) => {
-                let action = machine.advance();
-                self.swml_action(ctx, action)
-            }
-        }
-    }
-
     // ---- SIP in ----------------------------------------------------------------------
 
     pub fn on_request(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
@@ -808,39 +499,6 @@ impl Call {
         }
     }
 
-    fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
-        let verdict = Subscription::notify(&mut self.sub, msg.get(Name::Event), msg.get(Name::SubscriptionState));
-        let (id, terminated) = match verdict {
-            Verdict::Refuse { code, extra } => return self.reply(ctx, msg, core, src, code, extra),
-            Verdict::Accept { id, terminated } => (id, terminated),
-        };
-        self.reply(ctx, msg, core, src, 200, &[]);
-        let status = sipfrag::status_line(msg.body).map(|(code, _)| code);
-        let Running::Refer { transfer, .. } = &mut self.running else { return };
-        if transfer.cseq != id {
-            return;
-        }
-        let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
-        let refer_code = transfer.refer_status();
-        if let Some(code) = effect.progress {
-            self.fire_event_hook(ctx, code);
-            self.swml_status(ctx, refer_code, Some(code));
-        }
-        if let Some(outcome) = effect.outcome {
-            self.complete_refer(ctx, outcome, false);
-        }
-    }
-
-    fn fire_event_hook(&mut self, ctx: &mut Ctx<'_>, code: u16) {
-        let Some(Step { id, verb: Verb::Refer(r) }) = self.current.as_deref() else { return };
-        let Some(hook) = r.event_hook.clone() else { return };
-        let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &*self.sid});
-        if let Some(id) = id {
-            body["verb_id"] = json!(id);
-        }
-        self.hook(ctx, &hook, Payload::Event(body), None);
-    }
-
     /// Returns false when the response matches no transaction of this call (a stray).
     pub fn on_response(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>) -> bool {
         let (Some(code), Some(branch)) = (msg.status(), core.via.branch()) else { return false };
@@ -860,69 +518,6 @@ impl Call {
         let refer_sub_false = msg.get(Name::ReferSub).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
         self.on_final(ctx, txn, code, msg.reason(), refer_sub_false);
         true
-    }
-
-    /// Sends the REFER again with Digest credentials (docs/behaviour.md §2.2): once per
-    /// challenge; a second challenge is final unless it says the nonce was only stale.
-    fn answer_challenge(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, code: u16, txn: TxnId) -> bool {
-        const MAX_CHALLENGES: u8 = 3;
-        let Some(Step { verb: Verb::Refer(r), .. }) = self.current.as_deref() else { return false };
-        let Some(creds) = r.auth.clone() else { return false };
-        let Running::Refer { txn: refer, headers, challenges, .. } = &self.running else { return false };
-        let (challenge_header, answer_header) = if code == 401 {
-            ("WWW-Authenticate", "Authorization")
-        } else {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        };
-        let offered = msg.headers.iter().filter(|h| h.raw_name.eq_ignore_ascii_case(challenge_header)).map(|h| h.value);
-        let Some(challenge) = digest::best(offered) else { return false };
-        if *refer != txn || (*challenges > 0 && !challenge.stale) || *challenges >= MAX_CHALLENGES {
-            return false;
-        }
-        let cnonce = format!("{:016x}", ctx.ids.random());
-        let value = challenge.answer(&creds.username, &creds.password, "REFER", self.dialog.remote_target(), &cnonce);
-        let mut headers = headers.clone();
-        headers.retain(|(n, _)| {
-            !n.eq_ignore_ascii_case("Authorization") && !n.eq_ignore_ascii_case("Proxy-Authorization")
-        });
-        headers.push((answer_header.to_string(), value));
-        let Ok((again, cseq)) = self.send_request(ctx, "REFER", &headers, None) else {
-            return false; // a challenge whose values cannot be written back is final
-        };
-        self.sub = Some(Subscription::new(cseq));
-        if let Running::Refer { transfer, txn, headers: kept, challenges } = &mut self.running {
-            transfer.cseq = cseq;
-            *txn = again;
-            *kept = headers;
-            *challenges += 1;
-        }
-        true
-    }
-
-    /// A client transaction ended: with a final response, or timed out (408).
-    fn on_final(&mut self, ctx: &mut Ctx<'_>, txn: TxnId, code: u16, why: &str, refer_sub_false: bool) {
-        match &mut self.running {
-            Running::Refer { transfer, txn: refer, .. } if *refer == txn => {
-                if code >= 300 {
-                    self.sub = None;
-                }
-                let outcome = transfer.on_response(ctx.now, code, refer_sub_false);
-                self.swml_status(ctx, Some(code), None);
-                if let Some(outcome) = outcome {
-                    self.complete_refer(ctx, outcome, false);
-                }
-            }
-            Running::Request { txn: request } if *request == txn => {
-                let hook = match self.current.as_deref() {
-                    Some(Step { verb: Verb::Request(r), .. }) => r.action_hook.clone(),
-                    _ => None,
-                };
-                let action = hook.map(|h| (h, self.request_result(code, why, None)));
-                self.finish_verb(ctx, action);
-                self.advance(ctx);
-            }
-            _ => {}
-        }
     }
 
     // ---- time ------------------------------------------------------------------------

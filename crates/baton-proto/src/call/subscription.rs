@@ -2,8 +2,16 @@
 //! by the REFER's CSeq (the `id` of the NOTIFYs' Event header); it outlives its verb so a
 //! late NOTIFY still gets its 200, and ends with `Subscription-State: terminated`.
 
-use crate::sip::header::param;
+use super::verbs::Running;
+use super::{Call, Ctx};
+use crate::app::{Step, Verb};
+use crate::hook::Payload;
+use crate::sip::header::{param, Name};
+use crate::sip::parse::{Core, Message};
+use crate::sip::sipfrag;
 use crate::sip::uri::starts_with_ci;
+use crate::transport::Flow;
+use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subscription {
@@ -46,6 +54,41 @@ impl Subscription {
         let terminated = state.is_some_and(|s| starts_with_ci(s.trim_start(), "terminated"));
         live.terminated = terminated;
         Verdict::Accept { id: live.id, terminated }
+    }
+}
+
+impl Call {
+    pub(super) fn on_notify(&mut self, ctx: &mut Ctx<'_>, msg: &Message<'_>, core: &Core<'_>, src: Flow) {
+        let verdict = Subscription::notify(&mut self.sub, msg.get(Name::Event), msg.get(Name::SubscriptionState));
+        let (id, terminated) = match verdict {
+            Verdict::Refuse { code, extra } => return self.reply(ctx, msg, core, src, code, extra),
+            Verdict::Accept { id, terminated } => (id, terminated),
+        };
+        self.reply(ctx, msg, core, src, 200, &[]);
+        let status = sipfrag::status_line(msg.body).map(|(code, _)| code);
+        let Running::Refer { transfer, .. } = &mut self.running else { return };
+        if transfer.cseq != id {
+            return;
+        }
+        let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
+        let refer_code = transfer.refer_status();
+        if let Some(code) = effect.progress {
+            self.fire_event_hook(ctx, code);
+            self.swml_status(ctx, refer_code, Some(code));
+        }
+        if let Some(outcome) = effect.outcome {
+            self.complete_refer(ctx, outcome, false);
+        }
+    }
+
+    pub(super) fn fire_event_hook(&mut self, ctx: &mut Ctx<'_>, code: u16) {
+        let Some(Step { id, verb: Verb::Refer(r) }) = self.current.as_deref() else { return };
+        let Some(hook) = r.event_hook.clone() else { return };
+        let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &*self.sid});
+        if let Some(id) = id {
+            body["verb_id"] = json!(id);
+        }
+        self.hook(ctx, &hook, Payload::Event(body), None);
     }
 }
 

@@ -2,7 +2,8 @@
 //! results back as variables (docs/behaviour.md §3).
 
 use super::refer::Outcome;
-use super::{payload, AfterHook, Call, Ctx, Next, Phase, Program};
+use super::verbs::{AfterHook, Next, Program};
+use super::{payload, Call, Ctx, Phase};
 use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
 use crate::app::{Application, BasicAuth, Doc, Hook, HttpMethod, Refer, Step, Verb};
