@@ -1,6 +1,11 @@
 //! Test parts: a real HTTP hook server (axum) and a carrier that speaks SIP over loopback UDP.
 #![allow(dead_code)]
 
+// The SIP text the carrier writes and reads is the simulator's (one copy for both).
+#[path = "../../crates/baton-proto/tests/sim/text.rs"]
+mod text;
+pub use text::*;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -8,7 +13,6 @@ use axum::response::IntoResponse;
 use baton::hooks::worker::HookSettings;
 use baton::server::{Server, ServerConfig};
 use baton_proto::sip::Name;
-use baton_proto::sip::{parse, Message};
 use baton_proto::Hook;
 use baton_proto::Settings;
 use serde_json::Value;
@@ -250,43 +254,10 @@ impl Drop for Rig {
 
 // ---- the carrier ------------------------------------------------------------------------
 
-pub struct Sip(pub Vec<u8>);
-
-impl Sip {
-    pub fn msg(&self) -> Message<'_> {
-        parse(&self.0).unwrap_or_else(|e| panic!("baton sent an unparsable message ({e}): {}", self.text()))
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0).into_owned()
-    }
-    pub fn method(&self) -> Option<String> {
-        self.msg().method().map(str::to_string)
-    }
-    pub fn status(&self) -> Option<u16> {
-        self.msg().status()
-    }
-    pub fn header(&self, name: Name) -> Option<String> {
-        self.msg().get(name).map(str::to_string)
-    }
-    pub fn raw(&self, name: &str) -> Option<String> {
-        self.msg().get_raw(name).map(str::to_string)
-    }
-    pub fn cseq(&self) -> (u32, String) {
-        let m = self.msg();
-        let c = baton_proto::sip::CSeq::parse(m.get(Name::CSeq).unwrap()).unwrap();
-        (c.seq, c.method.to_string())
-    }
-    pub fn branch(&self) -> String {
-        self.msg().core().unwrap().via.branch().unwrap().to_string()
-    }
-}
-
 pub struct Carrier {
     pub sock: UdpSocket,
     pub baton: SocketAddr,
 }
-
-pub const OFFER: &str = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
 impl Carrier {
     pub fn new(baton: SocketAddr) -> Carrier {
@@ -511,70 +482,6 @@ pub fn write_app(verbs: serde_json::Value) -> PathBuf {
     let path = temp("app.json");
     std::fs::write(&path, verbs.to_string()).unwrap();
     path
-}
-
-// ---- message text, shared by the loopback carrier and the sans-IO harness --------------
-
-pub fn invite_text(me: SocketAddr, baton: SocketAddr, call_id: &str, extra: &str) -> String {
-    format!(
-        "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{call_id}\r\n\
-         Max-Forwards: 70\r\nFrom: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\n\
-         To: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:carrier@{me}>\r\n{extra}\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
-        OFFER.len(),
-    )
-}
-
-pub fn ack_text(me: SocketAddr, baton: SocketAddr, call_id: &str, to: &str) -> String {
-    format!(
-        "ACK sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ack-{call_id}\r\nMax-Forwards: 70\r\n\
-         From: \"Alice Caller\" <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    )
-}
-
-/// A response to a request from baton, copying its Via/From/To/Call-ID/CSeq.
-pub fn response_text(req: &Sip, code: u16, extra: &str) -> String {
-    let m = req.msg();
-    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
-    for h in m.headers.iter() {
-        if matches!(h.name, Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq) {
-            out.push_str(&format!("{}: {}\r\n", h.raw_name, h.value));
-        }
-    }
-    out.push_str(extra);
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
-
-/// The carrier's view of a dialog, enough to write requests in it.
-pub struct Dialog<'a> {
-    pub me: SocketAddr,
-    pub baton: SocketAddr,
-    pub call_id: &'a str,
-    /// The To header baton answered with (carries baton's tag).
-    pub to: &'a str,
-}
-
-impl Dialog<'_> {
-    pub fn request(&self, method: &str, cseq: u32, headers: &str, body: &str) -> String {
-        let (me, baton, call_id, to) = (self.me, self.baton, self.call_id, self.to);
-        format!(
-            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15551230000@{me}>;tag=car-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            body.len(),
-        )
-    }
-
-    pub fn notify(&self, cseq: u32, refer_cseq: u32, status: &str, state: &str) -> String {
-        self.request(
-            "NOTIFY",
-            cseq,
-            &format!("Event: refer;id={refer_cseq}\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag;version=2.0\r\n"),
-            &format!("SIP/2.0 {status}\r\n"),
-        )
-    }
 }
 
 /// A plain HTTP GET (the operator's view of `/metrics`).
