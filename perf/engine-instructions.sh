@@ -13,8 +13,8 @@ bin=$root/target/release/examples/transfer_loop
 n=${1:-20000}
 count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-    --toggle-collect='baton::engine::Engine::handle_datagram' --toggle-collect='baton::engine::Engine::handle_timeout' \
-    --toggle-collect='baton::engine::Engine::handle_hook_reply' --toggle-collect='baton::engine::Engine::poll_output' \
+    --toggle-collect='baton_proto::engine::Engine::handle_receive' --toggle-collect='baton_proto::engine::Engine::handle_timeout' \
+    --toggle-collect='baton_proto::engine::Engine::handle_hook_reply' --toggle-collect='baton_proto::engine::Engine::poll_output' \
     "$bin" "$@" 2>&1 | awk '/Collected/ {print $4}'
 }
 for hooks in off hooks; do

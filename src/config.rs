@@ -4,12 +4,7 @@ use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::{IoMode, COALESCE, COALESCE_MAX};
 use crate::server::ServerConfig;
-use baton_proto::sip::Direction;
-use baton_proto::EdgeLimits;
-use baton_proto::Settings;
-use baton_proto::Timers;
-use baton_proto::VarLimits;
-use baton_proto::{parse_document_within, Hook};
+use baton_proto::{parse_document_within, Direction, EdgeLimits, Hook, Settings, Timers, Transport, VarLimits};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -249,7 +244,7 @@ impl Options {
 
     pub fn into_server_config(self) -> Result<ServerConfig, String> {
         let listen = if self.listen.is_empty() { vec!["udp:0.0.0.0:5060".to_string()] } else { self.listen };
-        let listen = listen.iter().map(|l| parse_listen(l)).collect::<Result<Vec<_>, _>>()?;
+        let listen = listen.iter().map(|l| udp_only(l, parse_listen(l)?)).collect::<Result<Vec<_>, _>>()?;
         let app = match &self.app {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
@@ -403,15 +398,23 @@ fn absolute(url: &str) -> Result<url::Url, String> {
 }
 
 /// `[udp:]IP:PORT`
-pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+/// `[udp:|tcp:|tls:]IP:PORT`: the transport (UDP when not written) and the address.
+pub fn parse_listen(value: &str) -> Result<(Transport, SocketAddr), String> {
     let (transport, addr) = match value.split_once(':') {
-        Some((t, rest)) if t.chars().all(|c| c.is_ascii_alphabetic()) => (t.to_ascii_lowercase(), rest),
-        _ => ("udp".to_string(), value),
+        Some((t, rest)) if t.chars().all(|c| c.is_ascii_alphabetic()) => (t, rest),
+        _ => ("udp", value),
     };
-    if transport != "udp" {
-        return Err(format!("--listen {value}: only udp is supported so far"));
+    let transport = transport.parse::<Transport>().map_err(|e| format!("--listen {value}: {e}"))?;
+    let addr = addr.parse().map_err(|_| format!("--listen {value}: expected [udp:|tcp:|tls:]IP:PORT"))?;
+    Ok((transport, addr))
+}
+
+/// The core speaks every transport; this server's sockets are UDP so far.
+fn udp_only(value: &str, (transport, addr): (Transport, SocketAddr)) -> Result<SocketAddr, String> {
+    match transport {
+        Transport::Udp => Ok(addr),
+        _ => Err(format!("--listen {value}: this build listens on udp only ({transport} is not served yet)")),
     }
-    addr.parse().map_err(|_| format!("--listen {value}: expected [udp:]IP:PORT"))
 }
 
 #[cfg(test)]
@@ -420,9 +423,12 @@ mod tests {
 
     #[test]
     fn listen_forms() {
-        assert_eq!(parse_listen("udp:127.0.0.1:5060"), Ok("127.0.0.1:5060".parse().unwrap()));
-        assert_eq!(parse_listen("[::1]:5070"), Ok("[::1]:5070".parse().unwrap()));
-        assert!(parse_listen("tcp:127.0.0.1:5060").unwrap_err().contains("only udp"));
+        assert_eq!(parse_listen("udp:127.0.0.1:5060"), Ok((Transport::Udp, "127.0.0.1:5060".parse().unwrap())));
+        assert_eq!(parse_listen("[::1]:5070"), Ok((Transport::Udp, "[::1]:5070".parse().unwrap())));
+        let tcp = parse_listen("TCP:127.0.0.1:5060").unwrap();
+        assert_eq!(tcp, (Transport::Tcp, "127.0.0.1:5060".parse().unwrap()));
+        assert!(udp_only("tcp:127.0.0.1:5060", tcp).unwrap_err().contains("udp only (tcp is not served yet)"));
+        assert!(parse_listen("sctp:127.0.0.1:5060").unwrap_err().contains("unknown transport"));
         assert!(parse_listen("nonsense").is_err());
     }
 
