@@ -363,11 +363,13 @@ impl Deliverer {
         };
         let mut payload = None;
         let (url, body) = match &job.body {
-            Payload::Event(v) if job.hook.method == HttpMethod::Get => {
-                payload = Some(json(v));
-                (query_url(url, v), None)
+            // Rendered here, on the hook side's thread: the shard only handed over data.
+            Payload::Event(event) if job.hook.method == HttpMethod::Get => {
+                let v = event.to_json();
+                payload = Some(json(&v));
+                (query_url(url, &v), None)
             }
-            Payload::Event(v) => (url.clone(), Some(json(v))),
+            Payload::Event(event) => (url.clone(), Some(json(&event.to_json()))),
             Payload::Stamped(v) => {
                 let mut v = v.clone();
                 v["timestamp"] = serde_json::json!(unix_now_f64());

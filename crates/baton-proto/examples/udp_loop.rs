@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                     socket.send_to(&t.bytes, t.dst)?;
                 }
                 Output::Hook(job) => {
-                    let body = job.body.json().map(ToString::to_string).unwrap_or_default();
+                    let body = job.body.json().map(|json| json.to_string()).unwrap_or_default();
                     println!("{{\"hook\": {:?}, \"body\": {body}}}", job.hook.url);
                     if let Some(to) = job.reply {
                         let reply =

@@ -1,6 +1,7 @@
 //! What the core hands to the hook workers and what comes back: plain data, no I/O.
 
 use crate::app::{Application, Hook};
+use crate::event::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +25,7 @@ pub struct HookJob {
 #[derive(Clone, Debug)]
 pub enum Payload {
     /// A webhook event: the JSON body of a POST, or the query string of a GET.
-    Event(serde_json::Value),
+    Event(Event),
     /// A SWML status callback: `timestamp` is set when it is sent.
     Stamped(serde_json::Value),
     /// A SWML `request`: an optional JSON body and headers of the application's choosing.
@@ -37,19 +38,21 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// The JSON body, when there is one, taken out.
+    /// The JSON body, when there is one, taken out (rendered, for an event).
     pub fn into_json(self) -> Option<serde_json::Value> {
         match self {
-            Payload::Event(v) | Payload::Stamped(v) => Some(v),
+            Payload::Event(e) => Some(e.into_json()),
+            Payload::Stamped(v) => Some(v),
             Payload::Request { body, .. } => body,
         }
     }
 
-    /// The JSON body, when there is one.
-    pub fn json(&self) -> Option<&serde_json::Value> {
+    /// The JSON body, when there is one (rendered, for an event).
+    pub fn json(&self) -> Option<serde_json::Value> {
         match self {
-            Payload::Event(v) | Payload::Stamped(v) => Some(v),
-            Payload::Request { body, .. } => body.as_ref(),
+            Payload::Event(e) => Some(e.to_json()),
+            Payload::Stamped(v) => Some(v.clone()),
+            Payload::Request { body, .. } => body.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod verbs;
 
 use crate::app::{Hook, Step};
 use crate::dialog::Dialog;
+use crate::event::{Event, Identity};
 use crate::hook::{Expect, HookJob, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
@@ -92,7 +93,6 @@ impl Status {
 pub struct Call {
     pub key: u64,
     pub sid: Arc<str>,
-    trace_id: String,
     dialog: Dialog,
     /// The INVITE's branch: its retransmissions, its CANCEL and its ACK carry it.
     invite_branch: Box<str>,
@@ -106,7 +106,8 @@ pub struct Call {
     program: Program,
     current: Option<Arc<Step>>,
     running: Running,
-    customer_data: Map<String, Value>,
+    /// Set by the `tag` verb; shared by the hooks that carry it.
+    customer_data: Option<Arc<Map<String, Value>>>,
     notify_events: bool,
     hook_seq: u64,
     sub: Option<Subscription>,
@@ -114,7 +115,7 @@ pub struct Call {
     answered: Vec<Answered>,
     /// Set when the call ends: it is forgotten then (or once its transactions are done).
     linger_until: Option<Instant>,
-    identity: payload::Identity,
+    identity: Arc<Identity>,
     /// The INVITE gets its final answer by then, whatever the application does.
     setup_until: Instant,
     /// Applications that replaced the rest of this one (redirects, actionHook verbs).
@@ -134,11 +135,11 @@ impl Call {
     ) -> Result<Call, &'static str> {
         let advertised = ctx.cfg.advertised(flow.local, msg);
         let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), flow, &advertised)?;
+        let sid: Arc<str> = ctx.ids.call_sid().into();
         let mut call = Call {
             key,
-            sid: ctx.ids.call_sid().into(),
-            trace_id: ctx.ids.trace_id(),
-            identity: payload::Identity::of(msg, core, flow.remote, flow.local),
+            identity: payload::identity(msg, core, &sid, ctx.ids.trace_id(), flow),
+            sid,
             dialog,
             invite: InviteTxn::new(data),
             invite_branch: core.via.branch().unwrap_or_default().into(),
@@ -150,7 +151,7 @@ impl Call {
             program: Program::Verbs(Arc::new([]), 0),
             current: None,
             running: Running::Idle,
-            customer_data: Map::new(),
+            customer_data: None,
             notify_events: false,
             hook_seq: 0,
             sub: None,
@@ -232,8 +233,8 @@ impl Call {
     fn verb_status(&mut self, ctx: &mut Ctx<'_>, event: &str) {
         let (Some(step), Some(hook)) = (self.current.as_deref(), &ctx.cfg.status_hook) else { return };
         let Some(id) = step.id.as_deref().filter(|_| self.notify_events) else { return };
-        let body = json!({"type": "verb:status", "call_sid": &*self.sid,
-                          "data": {"id": id, "name": step.verb.name(), "event": event}});
+        let body = Event::json(json!({"type": "verb:status", "call_sid": &*self.sid,
+                                      "data": {"id": id, "name": step.verb.name(), "event": event}}));
         let hook = hook.clone();
         self.hook(ctx, &hook, Payload::Event(body), None);
     }

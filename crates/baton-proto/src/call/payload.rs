@@ -1,83 +1,64 @@
-//! The JSON bodies a call sends to its hooks (jambonz shape, snake_case keys).
+//! What a call's hooks carry: typed events (rendered to JSON by `event.rs`, off the shard),
+//! and the bodies that are JSON from the start (the call hook's INVITE, SWML's callbacks).
 
 use super::{Call, Outcome, Status};
+use crate::event::{CallFields, Detail, Event, Identity, Kind};
 use crate::settings::Settings;
 use crate::sip::header::{Name, NameAddr};
 use crate::sip::parse::{Core, Message, StartLine};
 use crate::sip::uri::Uri;
+use crate::sip::write::Unwritable;
+use crate::transport::Flow;
 use serde_json::{json, Map, Value};
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Who the caller is, read once from the INVITE.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    from_user: String,
-    to_user: String,
-    caller_name: String,
-    /// The party being transferred: P-Asserted-Identity, else From.
-    transferee_user: String,
-    transferee_display: Option<String>,
-    source: SocketAddr,
-    local: SocketAddr,
+/// Who the caller is, read once from the INVITE, with the identifiers the call minted.
+pub fn identity(msg: &Message<'_>, core: &Core<'_>, sid: &Arc<str>, trace_id: String, flow: Flow) -> Arc<Identity> {
+    let from_user = user_of(core.from.uri).unwrap_or_else(|| "anonymous".into());
+    let pai = msg.all(Name::PAssertedIdentity).filter_map(NameAddr::parse).find(|n| user_of(n.uri).is_some());
+    let display = |n: &NameAddr<'_>| n.display.map(str::to_string);
+    let (transferee_user, transferee_display) = match pai {
+        Some(p) => (user_of(p.uri).unwrap_or_default(), display(&p).or_else(|| display(&core.from))),
+        None => (from_user.clone(), display(&core.from)),
+    };
+    Arc::new(Identity {
+        call_sid: sid.clone(),
+        call_id: core.call_id.into(),
+        trace_id,
+        caller_name: core.from.display.unwrap_or_default().to_string(),
+        to_user: user_of(core.to.uri).unwrap_or_default(),
+        from_user,
+        transferee_user,
+        transferee_display,
+        source: flow.remote,
+        local: flow.local,
+    })
 }
 
 fn user_of(uri: &str) -> Option<String> {
     Uri::parse(uri).and_then(|u| u.user).map(str::to_string)
 }
 
-impl Identity {
-    pub fn of(msg: &Message<'_>, core: &Core<'_>, source: SocketAddr, local: SocketAddr) -> Identity {
-        let from_user = user_of(core.from.uri).unwrap_or_else(|| "anonymous".into());
-        let pai = msg.all(Name::PAssertedIdentity).filter_map(NameAddr::parse).find(|n| user_of(n.uri).is_some());
-        let display = |n: &NameAddr<'_>| n.display.map(str::to_string);
-        let (transferee_user, transferee_display) = match pai {
-            Some(p) => (user_of(p.uri).unwrap_or_default(), display(&p).or_else(|| display(&core.from))),
-            None => (from_user.clone(), display(&core.from)),
-        };
-        Identity {
-            caller_name: core.from.display.unwrap_or_default().to_string(),
-            to_user: user_of(core.to.uri).unwrap_or_default(),
-            from_user,
-            transferee_user,
-            transferee_display,
-            source,
-            local,
-        }
-    }
-
-    /// The default Referred-By (docs/behaviour.md §2.1).
-    pub fn referred_by(&self, host: &str) -> String {
-        crate::sip::write::address(&self.transferee_user, self.transferee_display.as_deref(), host)
-    }
+/// The default Referred-By (docs/behaviour.md §2.1): the party being transferred,
+/// P-Asserted-Identity before From.
+pub fn referred_by(id: &Identity, host: &str) -> String {
+    crate::sip::write::address(&id.transferee_user, id.transferee_display.as_deref(), host)
 }
 
-/// Fields every hook of the call carries.
-pub fn call_fields(call: &Call) -> Map<String, Value> {
-    let id = &call.identity;
-    let mut m = Map::new();
-    m.insert("call_sid".into(), json!(&*call.sid));
-    m.insert("direction".into(), json!("inbound"));
-    m.insert("from".into(), json!(id.from_user));
-    m.insert("to".into(), json!(id.to_user));
-    m.insert("call_id".into(), json!(call.dialog.call_id()));
-    m.insert("caller_name".into(), json!(id.caller_name));
-    m.insert("sip_status".into(), json!(call.sip_status));
-    m.insert("sip_reason".into(), json!(crate::sip::write::reason(call.sip_status)));
-    m.insert("call_status".into(), json!(call.status.as_str()));
-    m.insert("originating_sip_ip".into(), json!(id.source.ip().to_string()));
-    m.insert("originating_sip_port".into(), json!(id.source.port()));
-    m.insert("local_sip_address".into(), json!(id.local.to_string()));
-    m.insert("trace_id".into(), json!(call.trace_id));
-    if !call.customer_data.is_empty() {
-        m.insert("customerData".into(), Value::Object(call.customer_data.clone()));
+/// The call's fields as they stand: shared, not copied.
+pub fn call_fields(call: &Call) -> CallFields {
+    CallFields {
+        identity: call.identity.clone(),
+        sip_status: call.sip_status,
+        call_status: call.status.as_str(),
+        customer_data: call.customer_data.clone(),
     }
-    m
 }
 
 /// The call_hook body: the call's identity plus the INVITE itself (docs/behaviour.md §1.3).
-pub fn call_hook(call: &Call, msg: &Message<'_>, cfg: &Settings) -> Value {
-    let mut m = call_fields(call);
+pub fn call_hook(call: &Call, msg: &Message<'_>, cfg: &Settings) -> Event {
+    let mut m = call_fields(call).to_map();
     let mut headers = Map::new();
     for h in msg.headers.iter() {
         let value = match headers.get(h.raw_name) {
@@ -103,34 +84,28 @@ pub fn call_hook(call: &Call, msg: &Message<'_>, cfg: &Settings) -> Value {
     if let Some(env) = &cfg.env_vars {
         m.insert("env_vars".into(), env.clone());
     }
-    Value::Object(m)
+    Event::json(Value::Object(m))
 }
 
 /// The call_status_hook body (docs/behaviour.md §1.8).
-pub fn status(call: &Call, now: Instant) -> Value {
-    let mut m = call_fields(call);
-    if matches!(call.status, Status::Completed | Status::Failed | Status::Canceled) {
-        if let Some(by) = call.termination_by {
-            m.insert("call_termination_by".into(), json!(by));
-        }
-        if let Some(at) = call.answered_at {
-            m.insert("duration".into(), json!(now.saturating_duration_since(at).as_secs()));
-        }
-    }
-    Value::Object(m)
+pub fn status(call: &Call, now: Instant) -> Event {
+    let over = matches!(call.status, Status::Completed | Status::Failed | Status::Canceled);
+    let detail = Detail::Status {
+        termination_by: call.termination_by.filter(|_| over),
+        duration: call.answered_at.filter(|_| over).map(|at| now.saturating_duration_since(at).as_secs()),
+    };
+    Event(Kind::Call(call_fields(call), detail))
 }
 
-/// The sip:refer actionHook body (docs/behaviour.md §2.4): integers, as jambonz sends them.
-pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<&str>) -> Value {
-    let mut m = call_fields(call);
-    m.insert("refer_status".into(), json!(outcome.refer_status));
-    if let Some(s) = outcome.final_status {
-        m.insert("final_referred_call_status".into(), json!(s));
-    }
-    if let Some(id) = verb_id {
-        m.insert("verb_id".into(), json!(id));
-    }
-    Value::Object(m)
+/// The sip:refer actionHook body (docs/behaviour.md §2.4).
+pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<String>, unsent: Option<&Unwritable>) -> Event {
+    let detail = Detail::Refer {
+        refer_status: outcome.refer_status,
+        final_status: outcome.final_status,
+        verb_id,
+        error: unsent.map(ToString::to_string),
+    };
+    Event(Kind::Call(call_fields(call), detail))
 }
 
 /// SWML's `calling.call.refer` status callback (docs/behaviour.md §3); codes are strings in

@@ -5,13 +5,13 @@
 use super::verbs::Running;
 use super::{Call, Ctx};
 use crate::app::{Step, Verb};
+use crate::event::{Event, Kind};
 use crate::hook::Payload;
 use crate::sip::header::{param, Name};
 use crate::sip::parse::{Core, Message};
 use crate::sip::sipfrag;
 use crate::sip::uri::starts_with_ci;
 use crate::transport::Flow;
-use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subscription {
@@ -84,10 +84,7 @@ impl Call {
     pub(super) fn fire_event_hook(&mut self, ctx: &mut Ctx<'_>, code: u16) {
         let Some(Step { id, verb: Verb::Refer(r) }) = self.current.as_deref() else { return };
         let Some(hook) = r.event_hook.clone() else { return };
-        let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &*self.sid});
-        if let Some(id) = id {
-            body["verb_id"] = json!(id);
-        }
+        let body = Event(Kind::TransferStatus { call_sid: self.sid.clone(), code, verb_id: id.clone() });
         self.hook(ctx, &hook, Payload::Event(body), None);
     }
 }

@@ -7,6 +7,7 @@ use super::{payload, Call, Ctx, Phase};
 use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
 use crate::app::{Application, BasicAuth, Doc, Hook, HttpMethod, Refer, Step, Verb};
+use crate::event::Event;
 use crate::hook::{Answer, Expect, HookOutcome, Payload};
 use crate::sip::write::Unwritable;
 use serde_json::{json, Map, Value};
@@ -34,7 +35,7 @@ fn state_of(status: u16) -> &'static str {
 
 impl Call {
     pub(super) fn swml_machine(&self, ctx: &Ctx<'_>, doc: Arc<Document>) -> Machine {
-        let fields = payload::call_fields(self);
+        let fields = payload::call_fields(self).to_map();
         let mut call = Map::new();
         call.insert("call_id".into(), json!(&*self.sid));
         call.insert("type".into(), json!("sip"));
@@ -96,9 +97,9 @@ impl Call {
             }
             Action::Fetch { url, params, execute } => {
                 let vars = self.machine().map(|m| m.vars().clone()).unwrap_or_default();
-                let body = json!({"call": payload::call_fields(self), "vars": vars, "params": params});
+                let body = json!({"call": payload::call_fields(self).to_map(), "vars": vars, "params": params});
                 let after = AfterHook::SwmlFetch { params, execute };
-                self.wait_for(ctx, &Hook::post(url), Payload::Event(body), Expect::Swml, after);
+                self.wait_for(ctx, &Hook::post(url), Payload::Event(Event::json(body)), Expect::Swml, after);
                 Next::Waiting
             }
             Action::End => Next::End,

@@ -12,7 +12,6 @@ use crate::sip::digest;
 use crate::sip::parse::Message;
 use crate::sip::write::Unwritable;
 use crate::txn::TxnId;
-use serde_json::json;
 
 impl Call {
     /// The REFER could not be written (a value would have changed its structure): the verb
@@ -54,13 +53,7 @@ impl Call {
         };
         tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
-        let action = action_hook.map(|hook| {
-            let mut body = payload::refer_action(self, &outcome, verb_id.as_deref());
-            if let Some(e) = unsent {
-                body["error"] = json!(e.to_string());
-            }
-            (hook, body)
-        });
+        let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id, unsent)));
         self.swml_refer_done(&outcome);
         let call_over = outcome.transferred() || caller_gone;
         if call_over {

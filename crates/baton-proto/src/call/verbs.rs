@@ -6,11 +6,12 @@ use super::payload;
 use super::refer::Transfer;
 use super::{Call, Ctx, Phase, Status, Subscription};
 use crate::app::{Application, Doc, Headers, Hook, Step, Verb};
+use crate::event::{Detail, Event, Kind};
 use crate::hook::{Answer, Expect, HookOutcome, Payload};
 use crate::sip::header::Name;
 use crate::sip::write::{address, reason, Unwritable};
 use crate::txn::TxnId;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -112,7 +113,7 @@ impl Call {
                 let mut headers = vec![("Refer-To".to_string(), address(&r.refer_to, None, &host))];
                 let referred_by = match &r.referred_by {
                     Some(by) => address(by, r.referred_by_display.as_deref(), &host),
-                    None => self.identity.referred_by(&host),
+                    None => payload::referred_by(&self.identity, &host),
                 };
                 headers.push(("Referred-By".to_string(), referred_by));
                 headers.extend(r.headers.iter().cloned());
@@ -140,11 +141,12 @@ impl Call {
             Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + *length },
             Verb::Answer => self.finish_verb(ctx, None),
             Verb::Redirect { action_hook } => {
-                let body = Payload::Event(Value::Object(payload::call_fields(self)));
+                let body = Payload::Event(Event(Kind::Call(payload::call_fields(self), Detail::Nothing)));
                 self.wait_for(ctx, action_hook, body, Expect::Verbs, AfterHook::Replace);
             }
             Verb::Tag { data } => {
-                self.customer_data.extend(data.clone());
+                let shared = self.customer_data.get_or_insert_with(Default::default);
+                Arc::make_mut(shared).extend(data.clone());
                 self.finish_verb(ctx, None);
             }
             Verb::Config { notify_events } => {
@@ -171,7 +173,7 @@ impl Call {
     }
 
     /// The current verb is done; its actionHook (when given) is awaited before the next.
-    pub(super) fn finish_verb(&mut self, ctx: &mut Ctx<'_>, action: Option<(Hook, Value)>) {
+    pub(super) fn finish_verb(&mut self, ctx: &mut Ctx<'_>, action: Option<(Hook, Event)>) {
         self.verb_status(ctx, "finished");
         self.current = None;
         match action {
@@ -181,15 +183,9 @@ impl Call {
     }
 
     /// A `sip:request`'s actionHook body: its result, and why it was never sent if it was not.
-    pub(super) fn request_result(&self, code: u16, why: &str, unsent: Option<&Unwritable>) -> Value {
-        let mut body = payload::call_fields(self);
-        body.insert("result".into(), json!(if code < 300 { "success" } else { "failed" }));
-        body.insert("sip_status".into(), json!(code));
-        body.insert("sip_reason".into(), json!(why));
-        if let Some(e) = unsent {
-            body.insert("error".into(), json!(e.to_string()));
-        }
-        Value::Object(body)
+    pub(super) fn request_result(&self, code: u16, why: &str, unsent: Option<&Unwritable>) -> Event {
+        let detail = Detail::Request { code, reason: why.into(), error: unsent.map(ToString::to_string) };
+        Event(Kind::Call(payload::call_fields(self), detail))
     }
 
     pub fn on_hook_reply(&mut self, ctx: &mut Ctx<'_>, token: u64, outcome: HookOutcome) {

@@ -174,7 +174,7 @@ impl Sim {
 
     /// The JSON bodies of the hooks sent to `path`, in order.
     pub fn hooks_to(&self, path: &str) -> Vec<Value> {
-        self.hooks.iter().filter(|(_, h)| h.hook.url == path).filter_map(|(_, h)| h.body.json().cloned()).collect()
+        self.hooks.iter().filter(|(_, h)| h.hook.url == path).filter_map(|(_, h)| h.body.json()).collect()
     }
 
     fn on_hook(&mut self, job: HookJob) {
