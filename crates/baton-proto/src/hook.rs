@@ -1,7 +1,8 @@
 //! What the core hands to the hook workers and what comes back: plain data, no I/O.
 
-use crate::app::{Application, Hook};
+use crate::app::{check_verb_count, parse_document_within, parse_verbs, Application, Doc, DocError, Hook};
 use crate::event::Event;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,4 +115,58 @@ pub struct HookReply {
     pub token: u64,
     /// The answer, or why there is none.
     pub outcome: HookOutcome,
+}
+
+/// Reads the answer to a hook the call waits for, as `expect` says it should be: what the
+/// hook side hands back to [`crate::Engine::handle_hook_reply`]. A document over
+/// `max_verbs` verbs is refused like a bad one; every problem is named.
+pub fn read_answer(body: &str, expect: Expect, max_verbs: usize) -> HookOutcome {
+    let problems = |errors: Vec<DocError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    match expect {
+        Expect::Application | Expect::Swml if body.trim().is_empty() => Err("the answer holds no application".into()),
+        Expect::Application => parse_document_within(body, max_verbs).map(Answer::Application).map_err(problems),
+        Expect::Swml => match parse_document_within(body, max_verbs).map_err(problems)? {
+            swml @ Application(Doc::Swml(_)) => Ok(Answer::Application(swml)),
+            Application(Doc::Verbs(_)) => Err("expected a SWML document, got jambonz verbs".into()),
+        },
+        // An actionHook may answer with anything ("OK", {}): only a JSON array means verbs.
+        Expect::Verbs => match serde_json::from_str::<Value>(body) {
+            Ok(value @ Value::Array(_)) => {
+                check_verb_count(&value, max_verbs).map_err(problems)?;
+                match parse_verbs(&value).map_err(problems)? {
+                    steps if steps.is_empty() => Ok(Answer::Nothing),
+                    steps => Ok(Answer::Application(Application::verbs(steps))),
+                }
+            }
+            _ => Ok(Answer::Nothing),
+        },
+        Expect::Http => Ok(Answer::Http { status: 200, body: body.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: &str, expect: Expect) -> HookOutcome {
+        read_answer(body, expect, 1000)
+    }
+
+    #[test]
+    fn answers_are_read_as_the_hook_expects() {
+        assert_eq!(read("", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(read("OK", Expect::Verbs), Ok(Answer::Nothing));
+        assert_eq!(read("{\"ok\":true}", Expect::Verbs), Ok(Answer::Nothing));
+        assert!(
+            matches!(read("[{\"verb\":\"hangup\"}]", Expect::Verbs), Ok(Answer::Application(Application(Doc::Verbs(v)))) if v.len() == 1)
+        );
+        assert!(read("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
+        assert_eq!(
+            read("[{\"verb\":\"play\"}]", Expect::Application),
+            Err("verb 0 (play): play: needs media, which baton does not provide".into())
+        );
+        assert!(read("[{\"verb\":\"answer\"}]", Expect::Swml).unwrap_err().contains("expected a SWML document"));
+        let two = "[{\"verb\":\"hangup\"},{\"verb\":\"hangup\"}]";
+        assert!(read_answer(two, Expect::Verbs, 1).unwrap_err().contains("--max-verbs"));
+    }
 }

@@ -38,10 +38,10 @@ mod txn;
 
 pub use admission::{Cidr, EdgeLimits, Refusal};
 pub use app::swml::run::VarLimits;
-pub use app::{parse_document, parse_document_within, read_answer, Application, BasicAuth, DocError, Hook, HttpMethod};
+pub use app::{parse_document, parse_document_within, Application, BasicAuth, DocError, Hook, HttpMethod};
 pub use engine::{Admission, Engine};
 pub use event::Event;
-pub use hook::{Answer, Expect, HookJob, HookOutcome, HookReply, Payload, ReplyTo};
+pub use hook::{read_answer, Answer, Expect, HookJob, HookOutcome, HookReply, Payload, ReplyTo};
 pub use output::{Output, Transmit};
 pub use settings::Settings;
 pub use sip::Direction;

@@ -5,7 +5,8 @@ mod document;
 pub mod swml;
 mod validate;
 
-pub use document::{parse_document, parse_document_within, read_answer};
+pub use document::{check_verb_count, parse_document, parse_document_within};
+pub use validate::parse_verbs;
 pub use validate::DocError;
 
 use std::sync::Arc;

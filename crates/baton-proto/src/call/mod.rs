@@ -11,6 +11,9 @@ mod tombstone;
 mod transfer;
 mod verbs;
 
+#[cfg(test)]
+mod tests;
+
 use crate::app::{Hook, Step};
 use crate::dialog::Dialog;
 use crate::event::{Event, Identity};
