@@ -4,9 +4,7 @@
 
 mod simulate;
 
-use baton_proto::parse_branch;
-use baton_proto::parse_document;
-use baton_proto::{Engine, Settings};
+use baton_proto::{parse_branch, parse_document, Engine, Settings};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use simulate::transfer;
 use std::sync::Arc;

@@ -4,8 +4,7 @@
 
 use baton::load::carrier::{LoadCall, Stage};
 use baton_proto::sip::parse;
-use baton_proto::{Answer, HookReply};
-use baton_proto::{Engine, Output};
+use baton_proto::{Answer, Engine, HookReply, Output};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;

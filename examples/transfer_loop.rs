@@ -7,8 +7,7 @@
 #[path = "../benches/simulate.rs"]
 mod simulate;
 
-use baton_proto::parse_document;
-use baton_proto::{Engine, Settings};
+use baton_proto::{parse_document, Engine, Settings};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

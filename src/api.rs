@@ -3,8 +3,7 @@
 
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
-use baton_proto::Refusal;
-use baton_proto::Stats;
+use baton_proto::{Refusal, Stats};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

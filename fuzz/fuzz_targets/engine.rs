@@ -1,14 +1,13 @@
 #![no_main]
 //! The whole sans-IO engine fed arbitrary datagram sequences on a virtual clock: no panic,
 //! and no state outlives its deadline.
-use baton_proto::parse_document;
-use baton_proto::{Engine, Output, Settings};
-use baton_proto::{Answer, HookReply};
+use baton_proto::{parse_document, Answer, Engine, HookReply, Output, Settings};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const APP: &str = r#"[{"verb":"sip:refer","referTo":"agent","actionHook":"/a","eventHook":"/e"},{"verb":"pause","length":1}]"#;
+const APP: &str =
+    r#"[{"verb":"sip:refer","referTo":"agent","actionHook":"/a","eventHook":"/e"},{"verb":"pause","length":1}]"#;
 
 /// Takes what the engine puts out, answering at once every hook it waits for.
 fn drain(engine: &mut Engine, now: Instant) {

@@ -3,9 +3,8 @@
 //! checked against the parsed message. rsip 0.4 rejects some
 //! valid messages (folded lines, compact forms it does not know): only agreement on
 //! messages both parse is required.
-use baton_proto::sip::Name;
 use baton::shard::route;
-use baton_proto::sip::{parse, StartLine};
+use baton_proto::sip::{parse, Name, StartLine};
 use baton_proto::{parse_branch, tag_shard};
 use libfuzzer_sys::fuzz_target;
 use rsip::prelude::*;

@@ -2,8 +2,7 @@
 //! Arbitrary strings in every value a verb writes into a SIP message (Refer-To, Referred-By
 //! and its display name, a header name and value, a reason phrase, a method): the writer
 //! either refuses the message or writes one that parses back with exactly the headers meant.
-use baton_proto::sip::{parse, StartLine};
-use baton_proto::sip::{address, Writer};
+use baton_proto::sip::{address, parse, StartLine, Writer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +19,12 @@ fuzz_target!(|data: &[u8]| {
         let msg = parse(&bytes).expect("a message the writer accepted parses");
         assert_eq!(msg.start, StartLine::Request { method: &method, uri: "sip:carrier@192.0.2.1" });
         let names: Vec<&str> = msg.headers.iter().map(|h| h.raw_name).collect();
-        assert_eq!(names, ["Refer-To", "Referred-By", name.as_str(), "Content-Length"], "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            names,
+            ["Refer-To", "Referred-By", name.as_str(), "Content-Length"],
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
         let refer = msg.headers.iter().find(|h| h.raw_name == "Refer-To").map(|h| h.value);
         assert_eq!(refer.map(|r| baton_proto::sip::split_list(r).count()), Some(1), "one address in Refer-To");
         let referred = msg.headers.iter().find(|h| h.raw_name == "Referred-By").map(|h| h.value);

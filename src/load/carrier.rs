@@ -1,8 +1,7 @@
 //! One carrier call as the load generator plays it, sans-IO: INVITE, ACK, 202 to the REFER,
 //! NOTIFY 100/180/200, 200 to baton's BYE. Retransmits its own requests (T1 doubling).
 
-use baton_proto::sip::Message;
-use baton_proto::sip::Name;
+use baton_proto::sip::{Message, Name};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

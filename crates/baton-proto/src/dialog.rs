@@ -22,7 +22,7 @@ pub struct Dialog {
     pub flow: Flow,
     /// Where in-dialog requests go: the first route, else the remote target, when either
     /// is an IP literal; otherwise where the INVITE came from. Fixed for the dialog's life.
-    pub next_hop: Flow,
+    pub next_hop: SocketAddr,
 }
 
 /// Where one string sits in `Dialog::text`.
@@ -89,14 +89,20 @@ impl Dialog {
         };
         spans[REMOTE_TAG] = arena.push(&[remote_tag]);
         let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[&unfold(r)])).collect();
-        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, flow, next_hop: flow };
+        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, flow, next_hop: flow.remote };
         let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), flow.remote);
-        dialog.next_hop = flow.towards(hop);
+        dialog.next_hop = hop;
         Ok(dialog)
     }
 
     fn span(&self, (start, end): Span) -> &str {
         self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// The flow in-dialog requests take: the dialog's transport towards the next hop, on
+    /// the INVITE's connection when the next hop is where the INVITE came from.
+    pub fn next_hop_flow(&self) -> Flow {
+        self.flow.towards(self.next_hop)
     }
 
     pub fn call_id(&self) -> &str {
@@ -220,7 +226,7 @@ mod tests {
         let (peer, local) = ("10.0.0.9:5060".parse().unwrap(), "10.0.0.1:5060".parse().unwrap());
         let flow = Flow::udp(local, peer);
         let mut d = Dialog::from_invite(&invite, &core, "bt0-1", flow, "10.0.0.1:5060").unwrap();
-        assert_eq!(d.next_hop.remote, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
+        assert_eq!(d.next_hop, "10.0.0.7:5070".parse().unwrap(), "the first route, not the Contact");
         let (w, cseq) = d.request("BYE", "z9hG4bK-bt0-1-1");
         let bye = w.finish(None).unwrap();
         let bye = parse(&bye).unwrap();
@@ -241,6 +247,6 @@ mod tests {
         )
         .unwrap();
         let d = Dialog::from_invite(&bare, &bare.core().unwrap(), "bt0-2", flow, "10.0.0.1:5060").unwrap();
-        assert_eq!((d.next_hop, d.route_set().count()), (flow, 0));
+        assert_eq!((d.next_hop_flow(), d.route_set().count()), (flow, 0));
     }
 }

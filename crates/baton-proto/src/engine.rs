@@ -7,7 +7,7 @@ use crate::call::{allowed, Call, Ctx, Tombstone, ALLOW};
 use crate::hook::HookReply;
 use crate::sip::parse::{parse_with, Core, Limits, Message, ParseError, StartLine};
 use crate::sip::write::{reason, Writer};
-use crate::sip::Method;
+use crate::sip::{Method, Name};
 use crate::timer::{TimerId, Wheel};
 use crate::tokens::{parse_branch, Ids, Seed};
 use crate::transport::Flow;
@@ -255,9 +255,20 @@ impl Engine {
             }
         };
         if msg.version != "SIP/2.0" {
-            if matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some() {
+            if matches!(msg.method(), Some(m) if m != "ACK") && msg.get(Name::Via).is_some() {
                 self.stats.bad_requests += 1;
                 self.stateless(flow, &msg, 505, "Version Not Supported", &[]);
+            } else {
+                self.stats.dropped += 1;
+            }
+            return;
+        }
+        // RFC 3261 §18.3: on a stream only Content-Length says where a message ends; the
+        // framer refuses a stream without one, and so does the engine, whoever framed it.
+        if flow.transport.is_reliable() && msg.get(Name::ContentLength).is_none() {
+            if matches!(msg.method(), Some(m) if m != "ACK") && msg.get(Name::Via).is_some() {
+                self.stats.bad_requests += 1;
+                self.stateless(flow, &msg, 400, "Missing Content-Length Header", &[]);
             } else {
                 self.stats.dropped += 1;
             }
@@ -266,8 +277,7 @@ impl Engine {
         let core = match msg.core() {
             Ok(core) => core,
             Err(e) => {
-                let answerable =
-                    matches!(msg.method(), Some(m) if m != "ACK") && msg.get(crate::sip::header::Name::Via).is_some();
+                let answerable = matches!(msg.method(), Some(m) if m != "ACK") && msg.get(Name::Via).is_some();
                 if answerable {
                     self.stats.bad_requests += 1;
                     self.stateless(flow, &msg, 400, &e.to_string(), &[]);

@@ -4,6 +4,7 @@
 mod sim;
 
 use baton_proto::sip::Name;
+use baton_proto::{ConnId, Flow, Transport};
 use serde_json::json;
 use sim::*;
 use std::time::Duration;
@@ -79,10 +80,8 @@ fn stray_requests_get_options_481_405_400_420_505_and_noise_is_dropped() {
              To: <sip:b@x>{extra}\r\nCall-ID: stray-{method}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    let ok = {
-        sim.send(&req("OPTIONS", ""));
-        sim.final_answer(&req("OPTIONS", ""))
-    };
+    sim.send(&req("OPTIONS", ""));
+    let ok = sim.final_answer(&req("OPTIONS", ""));
     assert_eq!(ok.status(), Some(200));
     assert!(ok.raw("Allow").unwrap().contains("NOTIFY"));
     let cases = [
@@ -196,4 +195,21 @@ fn over_the_call_limit_new_invites_get_503() {
         let busy = sim.final_answer(&invite);
         assert_eq!((busy.status(), busy.raw("Retry-After").as_deref()), (Some(503), Some("5")));
     });
+}
+
+/// RFC 3261 §18.3: on a stream a message without Content-Length cannot be delimited.
+#[test]
+fn on_a_stream_a_request_without_content_length_gets_400() {
+    let mut sim = Sim::new(0, pause(), Faults::NONE);
+    sim.flow = Flow { transport: Transport::Tcp, conn: Some(ConnId(3)), ..sim.flow };
+    let options = format!(
+        "OPTIONS sip:baton@{BATON} SIP/2.0\r\nVia: SIP/2.0/TCP {CARRIER};branch=z9hG4bK-nolen\r\nFrom: <sip:a@{CARRIER}>;tag=1\r\n\
+         To: <sip:b@x>\r\nCall-ID: nolen\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    );
+    sim.send(&options);
+    let answer = sim.final_answer(&options);
+    assert!(answer.text().starts_with("SIP/2.0 400 Missing Content-Length Header\r\n"), "{}", answer.text());
+    let framed = options.replace("CSeq: 1 OPTIONS\r\n\r\n", "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(sim.request(&framed.replace("z9hG4bK-nolen", "z9hG4bK-len")), 200);
+    assert_eq!(sim.misrouted, 0);
 }

@@ -4,6 +4,7 @@
 mod sim;
 
 use baton_proto::sip::Name;
+use baton_proto::{ConnId, Flow, Transport};
 use serde_json::{json, Value};
 use sim::*;
 use std::time::Duration;
@@ -94,6 +95,35 @@ fn the_seeds_lose_and_double_datagrams() {
         (lost, doubled) = (lost + sim.lost, doubled + sim.doubled);
     }
     assert!(lost >= 10 && doubled >= 10, "lost {lost}, doubled {doubled}");
+}
+
+/// Over one TCP connection: everything goes back on it, Via and Contact say TCP, and a
+/// request is never sent again (RFC 3261 §17.1.2.2), only bounded by Timer F; our 200 is
+/// still repeated until its ACK (§13.3.1.4).
+#[test]
+fn over_tcp_nothing_is_retransmitted_but_timer_f_still_bounds_the_refer() {
+    let refer = json!({"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"});
+    let mut sim = Sim::new(0, refer_app(refer), Faults::NONE);
+    sim.flow = Flow { transport: Transport::Tcp, conn: Some(ConnId(7)), ..sim.flow };
+    let leg = sim.call("tcp-1");
+    assert!(leg.ok.header(Name::Contact).unwrap().ends_with(";transport=tcp>"), "{}", leg.ok.text());
+    let refer = sim.expect_request("REFER");
+    assert!(refer.header(Name::Via).unwrap().starts_with("SIP/2.0/TCP "), "{}", refer.text());
+    let sent_at = sim.elapsed();
+    let bye = sim.expect_request("BYE");
+    assert_eq!(sim.received("REFER").len(), 1, "no Timer E on a reliable transport");
+    assert_eq!((sim.elapsed() - sent_at).as_millis(), 32_000, "Timer F still fires");
+    assert_eq!(sim.hooks_to("/action")[0]["refer_status"], json!(408));
+    sim.respond(&bye, 200, "");
+    sim.settle();
+    assert_eq!(sim.misrouted, 0, "every message went back on the carrier's connection");
+
+    let mut sim = Sim::new(0, json!([{"verb": "pause", "length": 60}]), Faults::NONE);
+    sim.flow = Flow { transport: Transport::Tcp, conn: Some(ConnId(7)), ..sim.flow };
+    sim.auto_ack = false;
+    sim.send(&invite_text(addr(CARRIER), addr(BATON), "tcp-2", ""));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.received.iter().filter(|(_, m)| m.status() == Some(200)).count(), 3, "the 2xx at 0, 500, 1500 ms");
 }
 
 #[test]

@@ -344,7 +344,7 @@ impl Call {
             w.header(name, value);
         }
         let bytes = w.finish(body)?;
-        let flow = self.dialog.next_hop;
+        let flow = self.dialog.next_hop_flow();
         let txn = self.client.start(ctx.now, &ctx.cfg.timers, &branch, Method::of(method), cseq, &bytes, flow);
         self.transmit(ctx, flow, bytes);
         Ok((txn, cseq))

@@ -74,6 +74,11 @@ pub struct Sim {
     start: Instant,
     rng: fastrand::Rng,
     pub faults: Faults,
+    /// How the carrier reaches baton: UDP, or one TCP/TLS connection (whose bytes the
+    /// simulator delivers as whole messages, as a framer would).
+    pub flow: Flow,
+    /// Transmits baton sent on another transport or connection than the carrier's.
+    pub misrouted: usize,
     wire: Vec<Packet>,
     /// The carrier's requests not answered yet.
     pending: Vec<Pending>,
@@ -126,6 +131,8 @@ impl Sim {
             start: now,
             rng: fastrand::Rng::with_seed(seed),
             faults,
+            flow: Flow::udp(addr(BATON), addr(CARRIER)),
+            misrouted: 0,
             wire: Vec::new(),
             pending: Vec::new(),
             answers: HashMap::new(),
@@ -213,6 +220,9 @@ impl Sim {
             match out {
                 Output::Transmit(t) => {
                     assert_eq!(t.local, addr(BATON), "sent from the address the call came to");
+                    if (t.transport, t.conn) != (self.flow.transport, self.flow.conn) {
+                        self.misrouted += 1;
+                    }
                     self.put_on_wire(false, t.bytes);
                 }
                 Output::Hook(job) => self.on_hook(job),
@@ -245,7 +255,7 @@ impl Sim {
                 {
                     self.delivered.insert(branch);
                 }
-                self.engine.handle_receive(now, Flow::udp(addr(BATON), addr(CARRIER)), &p.bytes);
+                self.engine.handle_receive(now, self.flow, &p.bytes);
                 self.drain();
             } else {
                 self.carrier_receives(Sip(p.bytes));
@@ -296,7 +306,8 @@ impl Sim {
     /// Sends a request as a UA does: again and again until it is answered.
     pub fn send(&mut self, text: &str) {
         let msg = parse(text.as_bytes()).unwrap();
-        if msg.method() != Some("ACK") {
+        // Only on UDP: a reliable transport delivers, so a UA never sends again there.
+        if msg.method() != Some("ACK") && !self.flow.transport.is_reliable() {
             self.pending.push(Pending {
                 key: key_of(text),
                 invite: msg.method() == Some("INVITE"),
