@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install --quiet cargo-fuzz
 seconds=${1:-}
-for spec in parse:300000 frame:1000000 sipfrag:1000000 digest:1000000 document:150000 engine:20000 written:300000; do
+for spec in parse:300000 frame:200000 sipfrag:1000000 digest:1000000 document:150000 engine:20000 written:300000; do
   target=${spec%%:*} runs=${spec##*:}
   mkdir -p "corpus/$target"
   seeds=(); [ -d "seeds/$target" ] && seeds=("seeds/$target")
