@@ -4,6 +4,8 @@ use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::{IoMode, COALESCE, COALESCE_MAX};
 use crate::server::ServerConfig;
+use crate::stream::tls::TlsFiles;
+use crate::stream::{Limits, StreamSettings};
 use baton_proto::{parse_document_within, Direction, EdgeLimits, Hook, Settings, Timers, Transport, VarLimits};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -14,10 +16,31 @@ use std::time::Duration;
 #[derive(clap::Args, Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
-    /// Address to receive SIP on, `[udp:]IP:PORT`; repeat for several. Default udp:0.0.0.0:5060.
-    #[arg(long, value_name = "[udp:]IP:PORT")]
+    /// Address to receive SIP on, `[udp:|tcp:|tls:]IP:PORT`; repeat for several. Default
+    /// udp:0.0.0.0:5060.
+    #[arg(long, value_name = "[udp:|tcp:|tls:]IP:PORT")]
     #[serde(default)]
     pub listen: Vec<String>,
+    /// PEM certificate chain for tls: listeners (and outbound TLS); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: TLS clients must present a certificate it signed (mutual TLS), and outbound
+    /// TLS peers are checked against it (default: the web's roots).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Seconds a TCP/TLS connection may stay silent (or a message stay unfinished) before
+    /// it is closed (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub tcp_idle: Option<f64>,
+    /// TCP/TLS connections one source address may hold open (default 100).
+    #[arg(long, value_name = "N")]
+    pub tcp_per_source: Option<usize>,
+    /// TCP/TLS connections in all (default 10000).
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
     /// Where each new call's application is fetched (HTTP POST).
     #[arg(long, value_name = "URL")]
     pub call_hook: Option<String>,
@@ -188,6 +211,12 @@ impl Options {
         prefer!(
             self,
             file,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            tcp_idle,
+            tcp_per_source,
+            tcp_max_connections,
             call_hook,
             call_status_hook,
             app,
@@ -243,8 +272,14 @@ impl Options {
     }
 
     pub fn into_server_config(self) -> Result<ServerConfig, String> {
-        let listen = if self.listen.is_empty() { vec!["udp:0.0.0.0:5060".to_string()] } else { self.listen };
-        let listen = listen.iter().map(|l| udp_only(l, parse_listen(l)?)).collect::<Result<Vec<_>, _>>()?;
+        let listen = match self.listen.is_empty() {
+            true => vec!["udp:0.0.0.0:5060".to_string()],
+            false => self.listen.clone(),
+        };
+        let listen = listen.iter().map(|l| parse_listen(l)).collect::<Result<Vec<_>, _>>()?;
+        let (udp, streams): (Vec<_>, Vec<_>) = listen.into_iter().partition(|(t, _)| *t == Transport::Udp);
+        let streams = self.stream_settings(streams)?;
+        let listen = udp.into_iter().map(|(_, addr)| addr).collect();
         let app = match &self.app {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
@@ -363,6 +398,7 @@ impl Options {
         };
         Ok(ServerConfig {
             listen,
+            streams,
             settings,
             hooks,
             grace,
@@ -409,11 +445,25 @@ pub fn parse_listen(value: &str) -> Result<(Transport, SocketAddr), String> {
     Ok((transport, addr))
 }
 
-/// The core speaks every transport; this server's sockets are UDP so far.
-fn udp_only(value: &str, (transport, addr): (Transport, SocketAddr)) -> Result<SocketAddr, String> {
-    match transport {
-        Transport::Udp => Ok(addr),
-        _ => Err(format!("--listen {value}: this build listens on udp only ({transport} is not served yet)")),
+impl Options {
+    /// The TCP/TLS listeners, their certificate and limits.
+    fn stream_settings(&self, listen: Vec<(Transport, SocketAddr)>) -> Result<StreamSettings, String> {
+        let defaults = StreamSettings::default();
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: self.tls_ca.clone() }),
+            (None, None) if self.tls_ca.is_none() => None,
+            _ => return Err("--tls-cert and --tls-key go together (and --tls-ca needs them)".into()),
+        };
+        if tls.is_none() && listen.iter().any(|(t, _)| *t == Transport::Tls) {
+            return Err("a tls: listener needs --tls-cert and --tls-key".into());
+        }
+        let limits = Limits {
+            max_message: self.max_message_size.unwrap_or(defaults.limits.max_message),
+            idle: seconds("--tcp-idle", self.tcp_idle, defaults.limits.idle)?,
+            per_source: self.tcp_per_source.unwrap_or(defaults.limits.per_source).max(1),
+            max_connections: self.tcp_max_connections.unwrap_or(defaults.limits.max_connections).max(1),
+        };
+        Ok(StreamSettings { listen, tls, limits })
     }
 }
 
@@ -427,7 +477,6 @@ mod tests {
         assert_eq!(parse_listen("[::1]:5070"), Ok((Transport::Udp, "[::1]:5070".parse().unwrap())));
         let tcp = parse_listen("TCP:127.0.0.1:5060").unwrap();
         assert_eq!(tcp, (Transport::Tcp, "127.0.0.1:5060".parse().unwrap()));
-        assert!(udp_only("tcp:127.0.0.1:5060", tcp).unwrap_err().contains("udp only (tcp is not served yet)"));
         assert!(parse_listen("sctp:127.0.0.1:5060").unwrap_err().contains("unknown transport"));
         assert!(parse_listen("nonsense").is_err());
     }

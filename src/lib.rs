@@ -2,7 +2,7 @@
 //!
 //! The sans-IO core (parsing, transactions, calls, applications) is the `baton-proto`
 //! crate; this one drives it with real I/O: `io` (sockets, io_uring, epoll), `shard` (one
-//! reactor per core), `hooks` (webhook delivery), `api` (the operator endpoint), `config`,
+//! reactor per core), `stream` (TCP and TLS connections), `hooks` (webhook delivery), `api` (the operator endpoint), `config`,
 //! `server`, and the load generator in `load` (docs/architecture.md).
 
 pub mod api;
@@ -12,3 +12,4 @@ pub mod io;
 pub mod load;
 pub mod server;
 pub mod shard;
+pub mod stream;

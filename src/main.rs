@@ -115,11 +115,11 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let mut signals =
-        match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
-            Ok(s) => s,
-            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
-        };
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+    };
     let edge = &config.settings.edge;
     let allow: Vec<String> = edge.allow.iter().map(ToString::to_string).collect();
     tracing::info!(
@@ -136,14 +136,26 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening (udp)");
     }
+    for (transport, addr) in server.stream_addrs() {
+        tracing::info!(%addr, "listening ({transport})");
+    }
     if let Some(addr) = server.metrics_addr() {
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
-    signals.forever().next();
+    // SIGHUP reads the TLS certificate again; SIGINT or SIGTERM ends.
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            break;
+        }
+        match server.reload_tls() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded (open connections keep theirs)"),
+            Err(e) => tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the one in use stays"),
+        }
+    }
     tracing::info!("signal: shutting down gracefully (a second signal stops at once)");
     let stopper = server.stopper();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals.forever().any(|s| s != SIGHUP) {
             stopper.stop();
         }
     });

@@ -4,7 +4,8 @@ use crate::api::{Metrics, ShardMetrics};
 use crate::hooks::worker::{Delivery, HookSettings, Hooks};
 use crate::io::{IoMode, Waker};
 use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
-use baton_proto::{Admission, Engine, Settings, Stats};
+use crate::stream::{StreamSettings, Streams};
+use baton_proto::{Admission, Engine, Settings, Stats, Transport};
 use socket2::Socket;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -15,6 +16,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
+    /// TCP and TLS listeners, their certificate and limits.
+    pub streams: StreamSettings,
     pub settings: Settings,
     pub hooks: HookSettings,
     /// On shutdown, how long calls in progress may take to finish.
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
+            streams: StreamSettings::default(),
             settings: Settings::default(),
             hooks: HookSettings::default(),
             grace: Duration::from_secs(30),
@@ -55,6 +59,7 @@ pub struct Server {
     shards: Vec<JoinHandle<Stats>>,
     delivery: Delivery,
     io: &'static str,
+    streams: Option<Streams>,
 }
 
 /// Binds every listen address once per shard. The first shard's sockets resolve a port 0,
@@ -95,6 +100,11 @@ impl Server {
             Some(addr) => Some(crate::api::serve(addr, metrics)?),
             None => None,
         };
+        let streams = match config.streams.listen.is_empty() {
+            true => None,
+            false => Some(Streams::start(config.streams, peers.clone())?),
+        };
+        let stream_sender = streams.as_ref().map(Streams::sender);
         let (hooks, delivery) = Hooks::start(config.hooks, reply_sink(peers.clone()))?;
         let control = Arc::new(Control::new(shards));
         let admission = Arc::new(Admission::new(config.settings.max_calls, shards));
@@ -111,6 +121,7 @@ impl Server {
             let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
             let grace = config.grace;
             let (io, coalesce) = (config.io, config.coalesce);
+            let streams = stream_sender.clone();
             let thread = std::thread::Builder::new().name(format!("baton-shard-{i}")).spawn(move || {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
@@ -127,13 +138,13 @@ impl Server {
                     }
                 };
                 let engine = Engine::new(settings, id, seed).sharing(admission);
-                Shard { id, engine, io: backend, peers, mailbox, hooks, control, grace, gauges }.run()
+                Shard { id, engine, io: backend, peers, mailbox, hooks, control, grace, gauges, streams }.run()
             })?;
             threads.push(thread);
             opened.push(is_ready);
         }
         drop(hooks);
-        let mut server = Server { addrs, metrics_addr, control, peers, shards: threads, delivery, io: "none" };
+        let mut server = Server { addrs, metrics_addr, control, peers, shards: threads, delivery, io: "none", streams };
         for ready in opened {
             match ready.recv() {
                 Ok(Ok(name)) => server.io = name,
@@ -154,6 +165,17 @@ impl Server {
     /// The bound addresses (a port of 0 in the config is resolved here).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound TCP and TLS listeners (a port of 0 resolved).
+    pub fn stream_addrs(&self) -> &[(Transport, SocketAddr)] {
+        self.streams.as_ref().map_or(&[], Streams::local_addrs)
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP); connections already open keep
+    /// theirs, and on an error the certificate in use stays.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        self.streams.as_ref().map_or(Ok(()), Streams::reload_tls)
     }
 
     /// Where `/metrics` is served (resolved when the config said port 0).
@@ -189,6 +211,9 @@ impl Server {
         let mut total = Stats::default();
         for shard in self.shards {
             total.add(&shard.join().unwrap_or_default());
+        }
+        if let Some(streams) = self.streams {
+            streams.stop();
         }
         // Every shard has let go of the queue: delivery flushes it and ends.
         drop(self.peers);

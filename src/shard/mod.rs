@@ -6,7 +6,8 @@ pub mod route;
 
 use crate::hooks::worker::{Hooks, Msg, ReplySink};
 use crate::io::{Backend, Datagram, Waker};
-use baton_proto::{Engine, Flow, HookReply, Output, Stats};
+use crate::stream::{Outgoing, StreamSender};
+use baton_proto::{Engine, Flow, HookReply, Output, Stats, Transport};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,6 +73,8 @@ pub struct Shard {
     pub grace: Duration,
     /// Where the shard publishes its counters for `/metrics`.
     pub gauges: Arc<Mutex<Gauges>>,
+    /// Where messages for TCP and TLS connections go (none without stream listeners).
+    pub streams: Option<StreamSender>,
 }
 
 /// How the outside asks the shards to end.
@@ -225,7 +228,14 @@ impl Running {
     fn drain_outputs(&mut self) {
         while let Some(output) = self.shard.engine.poll_output() {
             match output {
-                Output::Transmit(t) => self.shard.io.send(t.local, t.dst, t.bytes),
+                Output::Transmit(t) if t.transport == Transport::Udp => self.shard.io.send(t.local, t.dst, t.bytes),
+                Output::Transmit(t) => match &self.shard.streams {
+                    Some(streams) => {
+                        let flow = Flow { transport: t.transport, local: t.local, remote: t.dst, conn: t.conn };
+                        streams.send(Outgoing { flow, bytes: t.bytes });
+                    }
+                    None => tracing::debug!(dst = %t.dst, transport = %t.transport, "no stream listener: not sent"),
+                },
                 Output::Hook(job) => self.submit(Msg::Job(Box::new(job))),
                 Output::CallGone(sid) => self.submit(Msg::Gone(sid)),
             }

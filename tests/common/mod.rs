@@ -169,6 +169,16 @@ pub fn start(settings: Settings, hooks: &HookServer) -> Server {
 }
 
 pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mut HookSettings)) -> Server {
+    start_server(settings, hooks, tweak, |_| {})
+}
+
+/// baton with the test's hook settings, and whatever else `server` changes.
+pub fn start_server(
+    settings: Settings,
+    hooks: &HookServer,
+    tweak: impl FnOnce(&mut HookSettings),
+    server: impl FnOnce(&mut ServerConfig),
+) -> Server {
     let mut hook_settings = HookSettings {
         base: Some(url::Url::parse(&hooks.url("/call")).unwrap()),
         secret: Some("s3cret".into()),
@@ -182,7 +192,7 @@ pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mu
     };
     tweak(&mut hook_settings);
     let listen = vec!["127.0.0.1:0".parse().unwrap()];
-    let server = Server::start(ServerConfig {
+    let mut config = ServerConfig {
         listen,
         settings,
         hooks: hook_settings,
@@ -190,8 +200,9 @@ pub fn start_with(settings: Settings, hooks: &HookServer, tweak: impl FnOnce(&mu
         shards: 2,
         io: io_mode(),
         ..ServerConfig::default()
-    })
-    .unwrap();
+    };
+    server(&mut config);
+    let server = Server::start(config).unwrap();
     // A pass asked to run on one backend must not quietly run on the other.
     match io_mode() {
         baton::io::IoMode::Uring => assert_eq!(server.io(), "io_uring"),

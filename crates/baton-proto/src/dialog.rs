@@ -100,7 +100,7 @@ impl Dialog {
     }
 
     /// The flow in-dialog requests take: the dialog's transport towards the next hop, on
-    /// the INVITE's connection when the next hop is where the INVITE came from.
+    /// the INVITE's connection while it lasts.
     pub fn next_hop_flow(&self) -> Flow {
         self.flow.towards(self.next_hop)
     }

@@ -93,10 +93,11 @@ impl Flow {
         Flow { transport: Transport::Udp, local, remote, conn: None }
     }
 
-    /// The same transport and local address towards `remote`: the connection is kept
-    /// only when `remote` is the peer it leads to.
+    /// The same transport, local address and connection towards `remote`: a dialog's
+    /// requests go on the connection its INVITE came on while it lasts (the I/O layer
+    /// opens one to `remote` when it is gone), as carriers and SBCs expect.
     pub fn towards(&self, remote: SocketAddr) -> Flow {
-        Flow { remote, conn: self.conn.filter(|_| remote == self.remote), ..*self }
+        Flow { remote, ..*self }
     }
 }
 
@@ -105,13 +106,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_is_kept_only_towards_its_own_peer() {
+    fn a_dialog_keeps_its_connection_towards_any_next_hop() {
         let a: SocketAddr = "10.0.0.1:5060".parse().unwrap();
-        let b: SocketAddr = "10.0.0.2:5060".parse().unwrap();
-        let c: SocketAddr = "10.0.0.3:5060".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:40123".parse().unwrap();
+        let contact: SocketAddr = "10.0.0.2:5060".parse().unwrap();
         let flow = Flow { transport: Transport::Tcp, local: a, remote: b, conn: Some(ConnId(9)) };
-        assert_eq!(flow.towards(b).conn, Some(ConnId(9)));
-        assert_eq!(flow.towards(c), Flow { remote: c, conn: None, ..flow });
+        assert_eq!(flow.towards(contact), Flow { remote: contact, ..flow });
     }
 
     #[test]

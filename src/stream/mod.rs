@@ -1,0 +1,384 @@
+//! SIP over TCP and TLS (RFC 3261 §18): listeners and connections on a thread of their
+//! own, beside the shards. A connection's bytes are cut into messages
+//! (`baton_proto::sip::frame`) and each goes to the shard that owns it by the same rule as
+//! a datagram (`shard/route.rs`); what a shard sends on a stream comes back here and leaves
+//! on its connection, or on a new one to its destination once that one is gone
+//! (docs/operating.md, "TCP and TLS").
+
+mod conn;
+pub mod tls;
+
+use crate::shard::Peer;
+use baton_proto::{ConnId, Flow, Transport};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tls::{Certificate, TlsFiles};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// Messages waiting to be written on one connection: a peer that reads slower than that
+/// loses its connection rather than grow baton's memory.
+const OUT_QUEUE: usize = 256;
+/// Messages from the shards waiting for this thread.
+const DISPATCH_QUEUE: usize = 65_536;
+/// How long a TCP connect or a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// The streams' limits.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// `tcp:`/`tls:` listen addresses; none means no stream thread.
+    pub listen: Vec<(Transport, SocketAddr)>,
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest message, and so the most a partial message may buffer.
+    pub max_message: usize,
+    /// A connection that sends nothing (and whose message does not complete) this long is closed.
+    pub idle: Duration,
+    /// Connections one source address may hold open.
+    pub per_source: usize,
+    /// Connections in all.
+    pub max_connections: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            listen: Vec::new(),
+            tls: None,
+            limits: Limits {
+                max_message: 65_535,
+                idle: Duration::from_secs(300),
+                per_source: 100,
+                max_connections: 10_000,
+            },
+        }
+    }
+}
+
+/// A message a shard sends on a stream.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub flow: Flow,
+    pub bytes: Vec<u8>,
+}
+
+/// What the streams counted, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
+    pub open: AtomicU64,
+    pub received: AtomicU64,
+    /// Messages lost: a shard's queue or a connection's was full, or no connection could be made.
+    pub dropped: AtomicU64,
+    /// Connections closed for a message that could not be framed.
+    pub unframed: AtomicU64,
+}
+
+/// How a shard reaches the streams.
+#[derive(Clone, Debug)]
+pub struct StreamSender {
+    tx: mpsc::Sender<Outgoing>,
+    counters: Arc<Counters>,
+}
+
+impl StreamSender {
+    /// Queues a message; never waits (a full queue loses it, counted).
+    pub fn send(&self, out: Outgoing) {
+        if self.tx.try_send(out).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    conns: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
+    /// The connection to reuse towards an address (RFC 3261 §18.1.1 lets any open one serve).
+    by_peer: HashMap<(Transport, SocketAddr), ConnId>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// What every task of the stream thread shares.
+struct Shared {
+    peers: Arc<[Peer]>,
+    limits: Limits,
+    table: Mutex<Table>,
+    next_id: AtomicU64,
+    counters: Arc<Counters>,
+    client: Option<TlsConnector>,
+}
+
+impl Shared {
+    /// Takes a connection out of the table: nothing new is sent on it.
+    fn unlist(&self, id: ConnId, flow: Flow) {
+        if let Ok(mut table) = self.table.lock() {
+            table.conns.remove(&id);
+            if table.by_peer.get(&(flow.transport, flow.remote)) == Some(&id) {
+                table.by_peer.remove(&(flow.transport, flow.remote));
+            }
+        }
+    }
+
+    /// Admits a connection from `ip` under the per-source and total caps.
+    fn admit(&self, ip: IpAddr) -> bool {
+        let Ok(mut table) = self.table.lock() else { return false };
+        let total = self.counters.open.load(Ordering::Relaxed) as usize;
+        let from = table.per_source.entry(ip).or_default();
+        if *from >= self.limits.per_source || total >= self.limits.max_connections {
+            return false;
+        }
+        *from += 1;
+        self.counters.open.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        if let Ok(mut table) = self.table.lock() {
+            if let Some(n) = table.per_source.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    table.per_source.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// The running stream thread.
+pub struct Streams {
+    sender: StreamSender,
+    addrs: Vec<(Transport, SocketAddr)>,
+    certificate: Option<Arc<Certificate>>,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub counters: Arc<Counters>,
+}
+
+impl Streams {
+    /// Binds every listener (an error names the one that failed) and starts the thread.
+    pub fn start(settings: StreamSettings, peers: Arc<[Peer]>) -> io::Result<Streams> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let wants_tls = settings.listen.iter().any(|(t, _)| *t == Transport::Tls);
+        let certificate = match (&settings.tls, wants_tls) {
+            (Some(files), _) => Some(Certificate::load(files.clone()).map_err(invalid)?),
+            (None, true) => return Err(invalid("a tls: listener needs --tls-cert and --tls-key".into())),
+            (None, false) => None,
+        };
+        let acceptor = match &certificate {
+            Some(c) => Some(TlsAcceptor::from(c.server_config().map_err(invalid)?)),
+            None => None,
+        };
+        let client = match &certificate {
+            Some(c) => Some(TlsConnector::from(c.client_config().map_err(invalid)?)),
+            None => None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut listeners = Vec::new();
+        for (transport, addr) in &settings.listen {
+            let std = std::net::TcpListener::bind(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {transport}:{addr}: {e}")))?;
+            std.set_nonblocking(true)?;
+            let local = std.local_addr()?;
+            listeners.push((*transport, local, std));
+        }
+        let addrs = listeners.iter().map(|(t, a, _)| (*t, *a)).collect();
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
+        let shared = Arc::new(Shared {
+            peers,
+            limits: settings.limits,
+            table: Mutex::new(Table::default()),
+            next_id: AtomicU64::new(1),
+            counters: counters.clone(),
+            client,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new().name("baton-streams".into()).spawn(move || {
+            runtime.block_on(async move {
+                for (transport, local, std) in listeners {
+                    let listener = match TcpListener::from_std(std) {
+                        Ok(l) => l,
+                        Err(e) => return tracing::error!(%local, error = %e, "stream listener lost"),
+                    };
+                    let tls = (transport == Transport::Tls).then(|| acceptor.clone()).flatten();
+                    tokio::spawn(accept(shared.clone(), listener, transport, tls));
+                }
+                tokio::spawn(dispatch(shared.clone(), rx));
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        })?;
+        Ok(Streams {
+            sender: StreamSender { tx, counters: counters.clone() },
+            addrs,
+            certificate,
+            stop,
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    pub fn sender(&self) -> StreamSender {
+        self.sender.clone()
+    }
+
+    /// The bound listeners (a port 0 resolved).
+    pub fn local_addrs(&self) -> &[(Transport, SocketAddr)] {
+        &self.addrs
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP); open connections keep theirs.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.certificate {
+            Some(c) => c.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes every listener and connection.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept(shared: Arc<Shared>, listener: TcpListener, transport: Transport, tls: Option<TlsAcceptor>) {
+    loop {
+        let Ok((tcp, remote)) = listener.accept().await else { continue };
+        if !shared.admit(remote.ip()) {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            continue; // dropped: closes at once
+        }
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let _ = tcp.set_nodelay(true);
+        let Ok(local) = tcp.local_addr() else {
+            shared.release(remote.ip());
+            shared.counters.open.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        };
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let flow = Flow { transport, local, remote, conn: None };
+            match tls {
+                None => {
+                    let (flow, tx, rx) = shared.register(flow);
+                    conn::serve(shared.clone(), tcp, flow, rx, tx).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let (flow, tx, rx) = shared.register(flow);
+                        conn::serve(shared.clone(), stream, flow, rx, tx).await;
+                    }
+                    _ => {
+                        tracing::debug!(%remote, "TLS handshake failed or timed out");
+                        shared.counters.open.fetch_sub(1, Ordering::Relaxed);
+                    }
+                },
+            }
+            shared.release(remote.ip());
+        });
+    }
+}
+
+/// Sends what the shards hand over: on the flow's connection, else on any open one to the
+/// destination, else on a new one.
+async fn dispatch(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut connecting: HashMap<(Transport, SocketAddr), Vec<Vec<u8>>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<((Transport, SocketAddr), Option<mpsc::Sender<Vec<u8>>>)>();
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(Outgoing { flow, bytes }) = out else { return };
+                let key = (flow.transport, flow.remote);
+                let open = shared.table.lock().ok().and_then(|t| {
+                    let id = flow.conn.filter(|id| t.conns.contains_key(id)).or_else(|| t.by_peer.get(&key).copied())?;
+                    t.conns.get(&id).cloned()
+                });
+                match open {
+                    Some(tx) => {
+                        if tx.try_send(bytes).is_err() {
+                            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    None => match connecting.get_mut(&key) {
+                        Some(waiting) if waiting.len() < OUT_QUEUE => waiting.push(bytes),
+                        Some(_) => { shared.counters.dropped.fetch_add(1, Ordering::Relaxed); }
+                        None => {
+                            connecting.insert(key, vec![bytes]);
+                            tokio::spawn(connect(shared.clone(), key, done_tx.clone()));
+                        }
+                    },
+                }
+            }
+            Some((key, tx)) = done_rx.recv() => {
+                let waiting = connecting.remove(&key).unwrap_or_default();
+                match tx {
+                    Some(tx) => waiting.into_iter().for_each(|bytes| {
+                        if tx.try_send(bytes).is_err() {
+                            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }),
+                    None => { shared.counters.dropped.fetch_add(waiting.len() as u64, Ordering::Relaxed); }
+                }
+            }
+        }
+    }
+}
+
+type Connected = mpsc::UnboundedSender<((Transport, SocketAddr), Option<mpsc::Sender<Vec<u8>>>)>;
+
+/// Opens a connection to `dst` (TLS over it when asked), registers it and serves it.
+async fn connect(shared: Arc<Shared>, (transport, dst): (Transport, SocketAddr), done: Connected) {
+    let tcp = match tokio::time::timeout(HANDSHAKE, TcpStream::connect(dst)).await {
+        Ok(Ok(tcp)) => tcp,
+        _ => {
+            tracing::debug!(%dst, %transport, "cannot connect");
+            let _ = done.send(((transport, dst), None));
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let Ok(local) = tcp.local_addr() else { return drop(done.send(((transport, dst), None))) };
+    shared.counters.open.fetch_add(1, Ordering::Relaxed);
+    let flow = Flow { transport, local, remote: dst, conn: None };
+    match (transport, &shared.client) {
+        (Transport::Tls, Some(client)) => {
+            let name = rustls::pki_types::ServerName::IpAddress(dst.ip().into());
+            match tokio::time::timeout(HANDSHAKE, client.connect(name, tcp)).await {
+                Ok(Ok(stream)) => {
+                    let (flow, tx, rx) = shared.register(flow);
+                    let _ = done.send(((transport, dst), Some(tx.clone())));
+                    conn::serve(shared.clone(), stream, flow, rx, tx).await;
+                }
+                _ => {
+                    tracing::debug!(%dst, "TLS handshake failed");
+                    shared.counters.open.fetch_sub(1, Ordering::Relaxed);
+                    let _ = done.send(((transport, dst), None));
+                }
+            }
+        }
+        (Transport::Tls, None) | (Transport::Udp, _) => {
+            shared.counters.open.fetch_sub(1, Ordering::Relaxed);
+            let _ = done.send(((transport, dst), None));
+        }
+        (Transport::Tcp, _) => {
+            let (flow, tx, rx) = shared.register(flow);
+            let _ = done.send(((transport, dst), Some(tx.clone())));
+            conn::serve(shared.clone(), tcp, flow, rx, tx).await;
+        }
+    }
+}
