@@ -3,6 +3,7 @@
 
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
+use crate::stream::Counters as StreamCounters;
 use baton_proto::{Refusal, Stats};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
@@ -26,6 +27,8 @@ impl ShardMetrics {
 pub struct Metrics {
     pub shards: ShardMetrics,
     pub hooks: Arc<HookCounters>,
+    /// The TCP/TLS connections' counters, when there are stream listeners.
+    pub streams: Option<Arc<StreamCounters>>,
 }
 
 impl Metrics {
@@ -106,6 +109,35 @@ impl Metrics {
             "POSTs to the batch endpoint answered 2xx.",
             h.batches.load(Ordering::Relaxed),
         );
+        if let Some(c) = &self.streams {
+            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+            metric("stream_connections_open", "gauge", "TCP and TLS connections open.", load(&c.open));
+            metric(
+                "stream_connections_accepted_total",
+                "counter",
+                "TCP and TLS connections accepted.",
+                load(&c.accepted),
+            );
+            metric(
+                "stream_connections_refused_total",
+                "counter",
+                "Connections closed at once: over --tcp-per-source or --tcp-max-connections.",
+                load(&c.refused),
+            );
+            metric("stream_messages_total", "counter", "Messages read from connections.", load(&c.received));
+            metric(
+                "stream_messages_dropped_total",
+                "counter",
+                "Messages lost on streams: a full queue, or no connection to be had.",
+                load(&c.dropped),
+            );
+            metric(
+                "stream_unframed_total",
+                "counter",
+                "Connections closed for a message without a sound Content-Length, or too large.",
+                load(&c.unframed),
+            );
+        }
         h.ack.render(&mut out, "hook_ack_seconds", "Time from an event in a call to its hook's 2xx.");
         let mut by_shard = |name: &str, help: &str, value: &dyn Fn(&Gauges) -> u64| {
             let _ = write!(out, "# HELP baton_shard_{name} {help}\n# TYPE baton_shard_{name} counter\n");

@@ -95,14 +95,18 @@ impl Server {
         }
         let peers: Arc<[Peer]> = peers.into();
         let gauges: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
-        let metrics = Metrics { shards: ShardMetrics(gauges.clone()), hooks: config.hooks.counters.clone() };
-        let metrics_addr = match config.metrics {
-            Some(addr) => Some(crate::api::serve(addr, metrics)?),
-            None => None,
-        };
         let streams = match config.streams.listen.is_empty() {
             true => None,
             false => Some(Streams::start(config.streams, peers.clone())?),
+        };
+        let metrics = Metrics {
+            shards: ShardMetrics(gauges.clone()),
+            hooks: config.hooks.counters.clone(),
+            streams: streams.as_ref().map(|s| s.counters.clone()),
+        };
+        let metrics_addr = match config.metrics {
+            Some(addr) => Some(crate::api::serve(addr, metrics)?),
+            None => None,
         };
         let stream_sender = streams.as_ref().map(Streams::sender);
         let (hooks, delivery) = Hooks::start(config.hooks, reply_sink(peers.clone()))?;

@@ -74,6 +74,7 @@ fn rig(
                 (Transport::Tls, "127.0.0.1:0".parse().unwrap()),
             ];
             c.streams.tls = Some(files);
+            c.metrics = Some("127.0.0.1:0".parse().unwrap());
             limits(&mut c.streams);
         },
     );
@@ -330,6 +331,9 @@ fn a_slow_loris_costs_bounded_connections_and_delays_no_transfer() {
     let mut extra: TcpStream = socket.into();
     extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     assert!(matches!(extra.read(&mut [0u8; 16]), Ok(0) | Err(_)), "over the per-source cap: closed");
+    let page = http_get(&server.metrics_addr().unwrap().to_string(), "/metrics");
+    assert_eq!(sample(&page, "baton_stream_connections_refused_total"), Some(1), "{page}");
+    assert!(sample(&page, "baton_stream_connections_open") >= Some(320), "{page}");
     server.stop();
 }
 

@@ -5,6 +5,7 @@
 #   perf/sipp/run.sh [CALLS] [RATE] [SCENARIO...]
 #
 # Defaults: 20 calls per scenario at 10 calls/s. The acceptance run is `run.sh 1000 100 happy`.
+# TRANSPORT=tcp plays them over one TCP connection (SIPp's -t t1) to a tcp: listener.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -27,6 +28,12 @@ hook_pid=$!
 trap 'kill $hook_pid 2>/dev/null; rm -rf "$work"' EXIT
 sleep 0.3
 
+transport=${TRANSPORT:-udp}
+case $transport in
+  udp) sipp_transport=u1 ;;
+  tcp) sipp_transport=t1 ;;
+  *) echo "TRANSPORT=$transport: udp or tcp (Debian's SIPp has no TLS)" >&2; exit 2 ;;
+esac
 failed=0
 port=15060
 for name in "${scenarios[@]}"; do
@@ -37,12 +44,12 @@ for name in "${scenarios[@]}"; do
     hook_down) app=(--call-hook "http://127.0.0.1:1/call") ;;
     *) app=(--app "$here/apps/$name.json" --hook-base "$hooks/") ;;
   esac
-  RUST_LOG=${RUST_LOG:-warn} "$bin" serve --listen "udp:127.0.0.1:$port" "${app[@]}" \
+  RUST_LOG=${RUST_LOG:-warn} "$bin" serve --listen "$transport:127.0.0.1:$port" "${app[@]}" \
     --call-status-hook "$hooks/status" --dead-letter "$work/$name.dead" 2>"$work/$name.baton.log" &
   baton_pid=$!
   sleep 0.3
   started=$(date +%s.%N)
-  (cd "$work" && sipp "127.0.0.1:$port" -sf "$here/$name.xml" -m "$calls" -r "$rate" -l 2000 \
+  (cd "$work" && sipp "127.0.0.1:$port" -t "$sipp_transport" -sf "$here/$name.xml" -m "$calls" -r "$rate" -l 2000 \
       -i 127.0.0.1 -p $((port + 1)) -buff_size 4194304 -timeout 120s -timeout_error -nostdin \
       -trace_err -error_file "$work/$name.errors" >"$work/$name.sipp.log" 2>&1)
   sipp_rc=$?
@@ -58,7 +65,7 @@ for name in "${scenarios[@]}"; do
   # Every hook must have been delivered, none dead-lettered.
   dead=$( [ -s "$work/$name.dead" ] && wc -l < "$work/$name.dead" || echo 0)
   if [ $sipp_rc -eq 0 ] && [ $hooks_rc -eq 0 ] && [ $baton_rc -eq 0 ] && [ "$dead" -eq 0 ]; then
-    printf 'PASS %-13s %5d calls in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$elapsed" $((cpu_us / calls))
+    printf 'PASS %-13s %5d calls over %s in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$transport" "$elapsed" $((cpu_us / calls))
   else
     failed=$((failed + 1))
     printf 'FAIL %-13s sipp=%d hooks=%d baton-exit=%d dead-lettered=%d\n' "$name" $sipp_rc $hooks_rc $baton_rc "$dead"
