@@ -4,7 +4,7 @@
 
 use baton::load::carrier::{LoadCall, Stage};
 use baton_proto::sip::parse;
-use baton_proto::{Answer, Engine, HookReply, Output};
+use baton_proto::{Answer, Engine, HookReply, Output, Transport};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -15,7 +15,7 @@ const CARRIER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 
 /// Runs transfer `n` from INVITE to the 200 for baton's BYE, answering hooks at once;
 /// returns the datagrams baton sent.
 pub fn transfer(engine: &mut Engine, now: Instant, n: u64) -> usize {
-    let (mut call, invite) = LoadCall::start(format!("sim-{n}"), CARRIER, BATON, now, now);
+    let (mut call, invite) = LoadCall::start(format!("sim-{n}"), (CARRIER, BATON, Transport::Udp), now, now);
     let mut to_baton = VecDeque::from([invite]);
     let mut sent = 0;
     while let Some(bytes) = to_baton.pop_front() {

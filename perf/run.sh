@@ -128,3 +128,45 @@ sleep 12
 after=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
 kill -9 "$pid"
 echo "resident before ${before} KiB, with 100,000 parked calls ${after} KiB: $(( (after - before) * 1024 / 100000 )) bytes per call"
+
+echo "== 5. over TCP and TLS against UDP, same run (hooks off, one shard, one connection)"
+tls_dir=$(dirname "$floor")
+# A CA and a certificate for 127.0.0.1 signed by it (a self-signed leaf is refused as a CA).
+make_cert() {
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 1 -subj /CN=baton-perf-ca -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" &&
+    openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.csr" &&
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$tls_dir/ext" &&
+    openssl x509 -req -in "$tls_dir/cert.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" -CAcreateserial \
+      -days 1 -extfile "$tls_dir/ext" -out "$tls_dir/cert.pem"
+}
+if make_cert >/dev/null 2>&1; then
+  transports=(udp tcp tls)
+else
+  echo "NOTE: openssl not found: TLS skipped"
+  transports=(udp tcp)
+fi
+streams_at() { # transport port rate
+  local transport=$1 port=$2 rate=$3
+  RUST_LOG=warn taskset -c 0 "$bin" serve --listen "$transport:127.0.0.1:$port" --app "$here/apps/transfer.json" \
+    --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" --shards 1 --pin false --io "${IO:-auto}" \
+    --source-rate 1000000 --source-burst 1000000 --source-unconfirmed 1000000 >/dev/null 2>&1 &
+  local pid=$!
+  sleep 0.3
+  local out completed failed ticks
+  out=$(taskset -c 1 "$bin" load --target "127.0.0.1:$port" --transport "$transport" --tls-ca "$tls_dir/ca.pem" \
+    --rate "$rate" --duration 5 2>/dev/null)
+  ticks=$(cpu_ticks "$pid")
+  stop_baton "$pid"
+  completed=$(echo "$out" | head -1 | awk '{print $4}')
+  failed=$(echo "$out" | head -1 | awk '{print $9}')
+  echo "$transport rate $rate: completed $completed failed $failed, $(( ticks * 1000000 / tck / (completed > 0 ? completed : 1) )) µs CPU per transfer; $(echo "$out" | grep -E '^(transfers|latency)' | tr '\n' ' ')"
+}
+port=16900
+for rate in 5000 10000 15000; do
+  for transport in "${transports[@]}"; do
+    port=$((port + 2))
+    streams_at "$transport" "$port" "$rate"
+  done
+done
+

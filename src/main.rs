@@ -49,6 +49,12 @@ enum Command {
         /// report the events it received.
         #[arg(long, value_name = "IP:PORT")]
         hook_sink: Option<std::net::SocketAddr>,
+        /// udp, or tcp/tls: one connection per generator thread.
+        #[arg(long, default_value = "udp")]
+        transport: baton_proto::Transport,
+        /// For tls: the CA baton's certificate chains to (default: the web's roots).
+        #[arg(long, value_name = "FILE")]
+        tls_ca: Option<PathBuf>,
     },
     /// See baton work: a server and a carrier in one process on loopback, transferring
     /// calls for a while with a live progress line, then the report.
@@ -88,17 +94,21 @@ fn main() -> ExitCode {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
         Command::Demo { rate, duration } => demo(rate, duration),
-        Command::Load { target, rate, duration, calls, bind, shards, hook_sink } => load(&baton::load::LoadConfig {
-            target,
-            rate,
-            duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
-            calls,
-            bind,
-            drain: std::time::Duration::from_secs(10),
-            progress: true,
-            shards,
-            hook_sink,
-        }),
+        Command::Load { target, rate, duration, calls, bind, shards, hook_sink, transport, tls_ca } => {
+            load(&baton::load::LoadConfig {
+                target,
+                rate,
+                duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
+                calls,
+                bind,
+                drain: std::time::Duration::from_secs(10),
+                progress: true,
+                shards,
+                hook_sink,
+                transport,
+                tls_ca,
+            })
+        }
         Command::Replay { file, webhook_secret, hook_timeout_ms } => {
             replay(&file, webhook_secret.as_deref(), std::time::Duration::from_millis(hook_timeout_ms))
         }
@@ -221,6 +231,8 @@ fn demo(rate: f64, duration: f64) -> ExitCode {
         progress: true,
         shards: 1,
         hook_sink: None,
+        transport: baton_proto::Transport::Udp,
+        tls_ca: None,
     });
     server.shutdown();
     code

@@ -20,6 +20,8 @@ fn load(target: SocketAddr, calls: u64, rate: f64) -> LoadConfig {
         progress: false,
         shards: 2,
         hook_sink: None,
+        transport: baton_proto::Transport::Udp,
+        tls_ca: None,
     }
 }
 

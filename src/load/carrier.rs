@@ -2,6 +2,7 @@
 //! NOTIFY 100/180/200, 200 to baton's BYE. Retransmits its own requests (T1 doubling).
 
 use baton_proto::sip::{Message, Name};
+use baton_proto::Transport;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,16 @@ struct Pending {
     retransmit: bool,
 }
 
+/// When a request is first looked at again: its first retransmission on UDP, Timer F
+/// (64·T1) on a reliable transport.
+fn first_timer(transport: Transport) -> Duration {
+    if transport.is_reliable() {
+        T1 * 64
+    } else {
+        T1
+    }
+}
+
 pub struct LoadCall {
     pub call_id: String,
     pub stage: Stage,
@@ -49,6 +60,8 @@ pub struct LoadCall {
     retx: u32,
     /// Last response we sent to a request of baton's, resent when it retransmits.
     last_answer: Option<(String, Vec<u8>)>,
+    /// The transport: on TCP and TLS nothing is sent again, Timer F alone bounds a request.
+    transport: Transport,
 }
 
 /// What a call wants sent, and latencies it measured (request to response).
@@ -65,13 +78,13 @@ impl LoadCall {
     /// correction: latency counts from then, not from when the generator got to it).
     pub fn start(
         call_id: String,
-        me: SocketAddr,
-        baton: SocketAddr,
+        (me, baton, transport): (SocketAddr, SocketAddr, Transport),
         intended: Instant,
         now: Instant,
     ) -> (LoadCall, Vec<u8>) {
+        let via = transport.via_name();
         let invite = format!(
-            "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1\r\nMax-Forwards: 70\r\n\
+            "INVITE sip:bot@{baton} SIP/2.0\r\nVia: SIP/2.0/{via} {me};branch=z9hG4bK-{call_id}-1\r\nMax-Forwards: 70\r\n\
              From: <sip:+15550000000@{me}>;tag=ld-{call_id}\r\nTo: <sip:bot@{baton}>\r\nCall-ID: {call_id}\r\n\
              CSeq: 1 INVITE\r\nContact: <sip:load@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             SDP.len()
@@ -84,11 +97,12 @@ impl LoadCall {
             baton,
             to: String::new(),
             refer_cseq: None,
-            pending: Some(Pending { bytes: invite.clone(), sent: intended, retransmit: true }),
-            next_retx: now + T1,
+            pending: Some(Pending { bytes: invite.clone(), sent: intended, retransmit: !transport.is_reliable() }),
+            next_retx: now + first_timer(transport),
             interval: T1,
             retx: 0,
             last_answer: None,
+            transport,
         };
         (call, invite)
     }
@@ -103,16 +117,17 @@ impl LoadCall {
 
     fn request(&mut self, method: &str, cseq: u32, extra: &str, body: &str, now: Instant) -> Vec<u8> {
         let (me, baton, call_id, to) = (self.me, self.baton, &self.call_id, &self.to);
+        let via = self.transport.via_name();
         let bytes = format!(
-            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-{cseq}\r\nMax-Forwards: 70\r\n\
+            "{method} sip:baton@{baton} SIP/2.0\r\nVia: SIP/2.0/{via} {me};branch=z9hG4bK-{call_id}-{cseq}\r\nMax-Forwards: 70\r\n\
              From: <sip:+15550000000@{me}>;tag=ld-{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
              {extra}Content-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes();
         if method != "ACK" {
-            self.pending = Some(Pending { bytes: bytes.clone(), sent: now, retransmit: true });
-            self.next_retx = now + T1;
+            self.pending = Some(Pending { bytes: bytes.clone(), sent: now, retransmit: !self.transport.is_reliable() });
+            self.next_retx = now + first_timer(self.transport);
             self.interval = T1;
             self.retx = 0;
         }

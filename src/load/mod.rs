@@ -4,16 +4,20 @@
 
 pub mod carrier;
 pub mod sink;
+mod stream;
 
-use crate::io::{Datagram, IoMode, Waker};
+use crate::io::{Backend, Datagram, IoMode, Waker};
 use baton_proto::sip::parse;
+use baton_proto::Transport;
 use baton_proto::Wheel;
 use carrier::{LoadCall, Stage};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stream::StreamWire;
 
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
@@ -32,6 +36,41 @@ pub struct LoadConfig {
     pub shards: usize,
     /// Serve a hook sink here for the run, and report the events it received.
     pub hook_sink: Option<SocketAddr>,
+    /// UDP, or one TCP/TLS connection per generator thread.
+    pub transport: Transport,
+    /// For TLS: the CA baton's certificate must chain to (the web's roots without one).
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// How one generator thread's messages travel.
+enum Wire {
+    /// Datagrams on baton's portable backend (epoll with batched receives and sends).
+    Datagrams(Box<dyn Backend>),
+    Stream(StreamWire),
+}
+
+impl Wire {
+    fn send(&mut self, me: SocketAddr, target: SocketAddr, bytes: Vec<u8>) {
+        match self {
+            Wire::Datagrams(io) => io.send(me, target, bytes),
+            Wire::Stream(s) => s.send(bytes),
+        }
+    }
+
+    /// Waits up to `timeout` and hands every message that arrived to `each`.
+    fn turn(&mut self, timeout: Duration, each: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
+        match self {
+            Wire::Datagrams(io) => io.turn(Some(timeout), &mut |d: Datagram<'_>| each(d.data)).map(drop),
+            Wire::Stream(s) => s.turn(timeout, each),
+        }
+    }
+
+    fn flush(&mut self) {
+        match self {
+            Wire::Datagrams(io) => io.flush(),
+            Wire::Stream(s) => drop(s.flush()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -186,10 +225,19 @@ fn settle(now: Instant, n: u64, calls: &mut HashMap<u64, LoadCall>, timers: &mut
 /// receives and sends, the same carrier whichever backend baton runs), calls keyed by
 /// their number, retransmissions on a timer wheel: nothing walks every call in flight.
 fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
-    let socket = crate::io::bind(cfg.bind)?;
-    let me = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
-    // No coalescing: the generator answers at once, so the latencies it reports are baton's.
-    let (mut io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO)?;
+    let (mut io, me) = match cfg.transport {
+        Transport::Udp => {
+            let socket = crate::io::bind(cfg.bind)?;
+            let me = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
+            // No coalescing: the generator answers at once, so the latencies it reports are baton's.
+            let (io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO)?;
+            (Wire::Datagrams(io), me)
+        }
+        transport => {
+            let (wire, me) = StreamWire::connect(cfg.target, transport, cfg.tls_ca.as_deref())?;
+            (Wire::Stream(wire), me)
+        }
+    };
     let total = cfg.calls.unwrap_or_else(|| (cfg.rate * cfg.duration.as_secs_f64()).round() as u64);
     let gap = Duration::from_secs_f64(1.0 / cfg.rate.max(0.001));
     // 64 bits from the OS: two generators (or runs) never share a Call-ID.
@@ -213,7 +261,8 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
             if intended > now {
                 break;
             }
-            let (call, invite) = LoadCall::start(format!("{prefix}{started}"), me, cfg.target, intended, now);
+            let (call, invite) =
+                LoadCall::start(format!("{prefix}{started}"), (me, cfg.target, cfg.transport), intended, now);
             io.send(me, cfg.target, invite);
             calls.insert(started, call);
             settle(now, started, &mut calls, &mut timers, &mut tally);
@@ -250,9 +299,9 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
         let timeout = wake.map_or(Duration::from_millis(200), |t| {
             t.saturating_duration_since(Instant::now()).min(Duration::from_millis(200))
         });
-        // Datagrams from baton; what they cause goes out with the next turn's batch.
-        io.turn(Some(timeout), &mut |d: Datagram<'_>| {
-            let Ok(msg) = parse(d.data) else { return };
+        // Messages from baton; what they cause goes out with the next turn's batch.
+        io.turn(timeout, &mut |data: &[u8]| {
+            let Ok(msg) = parse(data) else { return };
             let Some(n) = msg.core().ok().and_then(|c| c.call_id.strip_prefix(prefix.as_str())?.parse().ok()) else {
                 return;
             };

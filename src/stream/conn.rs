@@ -6,6 +6,7 @@ use super::{Shared, OUT_QUEUE};
 use crate::shard::{route, Handoff};
 use baton_proto::sip::{frame, parse, Frame, FrameError, Writer};
 use baton_proto::{ConnId, Flow};
+use crossbeam_channel::TrySendError;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use tokio::sync::mpsc;
 
 /// How long a closing connection may take to write what was queued for it.
 const LAST_WRITE: Duration = Duration::from_secs(1);
+/// How long a message may wait for its shard's queue before it is lost.
+const STALLED: Duration = Duration::from_secs(2);
 
 /// Runs a connection until either side ends it, then forgets it. When reading ends first,
 /// what is already queued (a 400 for an unframable request) still goes out, briefly.
@@ -46,12 +49,23 @@ pub async fn serve<S>(
     shared.counters.open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Writes what is queued, everything waiting at once in one write (a trunk's connection
+/// carries every call's messages: one write each would cost a system call each).
 async fn write<W: AsyncWrite>(writer: W, mut rx: mpsc::Receiver<Vec<u8>>) -> &'static str {
     tokio::pin!(writer);
-    while let Some(bytes) = rx.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        batch.extend_from_slice(&first);
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
             return "write failed";
         }
+        batch.clear();
     }
     let _ = writer.shutdown().await;
     "closed by baton"
@@ -67,7 +81,7 @@ async fn read<R: AsyncRead>(shared: &Shared, reader: R, flow: Flow, tx: &mpsc::S
             match frame(&buf, limits.max_message) {
                 Ok(Frame::NeedMore) => break,
                 Ok(Frame::Message(n)) => {
-                    shared.deliver(flow, &buf[..n]);
+                    shared.deliver(flow, &buf[..n]).await;
                     buf.drain(..n);
                 }
                 Ok(Frame::Ping(n)) => {
@@ -118,19 +132,30 @@ fn refuse(buf: &[u8], flow: Flow, e: FrameError, tx: &mpsc::Sender<Vec<u8>>) {
 }
 
 impl Shared {
-    /// Hands a message to the shard that owns it, by the same rule as a datagram.
-    fn deliver(&self, flow: Flow, msg: &[u8]) {
+    /// Hands a message to the shard that owns it, by the same rule as a datagram. A shard
+    /// whose queue is full makes this connection wait (and TCP's window push back on the
+    /// peer): on a stream no retransmission would bring a dropped message back. A shard
+    /// that stays full for `STALLED` loses the message, counted.
+    async fn deliver(&self, flow: Flow, msg: &[u8]) {
         let owner = usize::from(route::owner(msg, self.peers.len() as u16).unwrap_or(0));
         let Some(peer) = self.peers.get(owner) else { return };
-        match peer.handoffs.try_send(Handoff { flow, bytes: msg.to_vec() }) {
-            Ok(()) => {
-                self.counters.received.fetch_add(1, Ordering::Relaxed);
-                peer.waker.wake();
-            }
-            // No retransmission will bring it back: counted, and the peer's own timers
-            // (or ours) decide.
-            Err(_) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut handoff = Handoff { flow, bytes: msg.to_vec() };
+        let until = tokio::time::Instant::now() + STALLED;
+        loop {
+            match peer.handoffs.try_send(handoff) {
+                Ok(()) => {
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                    return peer.waker.wake();
+                }
+                Err(TrySendError::Full(back)) if tokio::time::Instant::now() < until => {
+                    handoff = back;
+                    peer.waker.wake();
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                Err(_) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     }

@@ -21,9 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// Messages waiting to be written on one connection: a peer that reads slower than that
-/// loses its connection rather than grow baton's memory.
-const OUT_QUEUE: usize = 256;
+/// Messages waiting to be written on one connection (a trunk's connection carries every
+/// call): past that, messages for a peer that reads too slowly are lost (counted) rather
+/// than grow baton's memory.
+const OUT_QUEUE: usize = 4096;
 /// Messages from the shards waiting for this thread.
 const DISPATCH_QUEUE: usize = 65_536;
 /// How long a TCP connect or a TLS handshake may take.
