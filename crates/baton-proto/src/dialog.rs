@@ -5,7 +5,7 @@ use crate::sip::header::{Name, NameAddr};
 use crate::sip::parse::{Core, Message};
 use crate::sip::uri::Uri;
 use crate::sip::write::{Value, Writer};
-use crate::transport::Flow;
+use crate::transport::{Flow, Transport};
 use std::net::SocketAddr;
 
 #[derive(Clone, Debug)]
@@ -23,6 +23,9 @@ pub struct Dialog {
     /// Where in-dialog requests go: the first route, else the remote target, when either
     /// is an IP literal; otherwise where the INVITE came from. Fixed for the dialog's life.
     pub next_hop: SocketAddr,
+    /// How they go: what that URI asks for (`sips:`, `;transport=`), else the INVITE's
+    /// transport.
+    pub next_transport: Transport,
 }
 
 /// Where one string sits in `Dialog::text`.
@@ -89,9 +92,17 @@ impl Dialog {
         };
         spans[REMOTE_TAG] = arena.push(&[remote_tag]);
         let routes = msg.all(Name::RecordRoute).map(|r| arena.push(&[&unfold(r)])).collect();
-        let mut dialog = Dialog { text: arena.0.into(), spans, routes, local_cseq: 0, flow, next_hop: flow.remote };
-        let hop = next_hop(dialog.route_set().next(), dialog.remote_target(), flow.remote);
-        dialog.next_hop = hop;
+        let mut dialog = Dialog {
+            text: arena.0.into(),
+            spans,
+            routes,
+            local_cseq: 0,
+            flow,
+            next_hop: flow.remote,
+            next_transport: flow.transport,
+        };
+        let (hop, transport) = next_hop(dialog.route_set().next(), dialog.remote_target(), flow);
+        (dialog.next_hop, dialog.next_transport) = (hop, transport);
         Ok(dialog)
     }
 
@@ -99,10 +110,13 @@ impl Dialog {
         self.text.get(start as usize..end as usize).unwrap_or_default()
     }
 
-    /// The flow in-dialog requests take: the dialog's transport towards the next hop, on
-    /// the INVITE's connection while it lasts.
+    /// The flow in-dialog requests take: towards the next hop, on the INVITE's connection
+    /// while it lasts when the transport is the INVITE's.
     pub fn next_hop_flow(&self) -> Flow {
-        self.flow.towards(self.next_hop)
+        match self.next_transport == self.flow.transport {
+            true => self.flow.towards(self.next_hop),
+            false => Flow { transport: self.next_transport, local: self.flow.local, remote: self.next_hop, conn: None },
+        }
     }
 
     pub fn call_id(&self) -> &str {
@@ -166,7 +180,7 @@ impl Dialog {
     pub fn request(&mut self, method: &str, branch: &str) -> (Writer, u32) {
         self.local_cseq += 1;
         let mut w = Writer::request(method, self.remote_target());
-        let transport = self.flow.transport.via_name();
+        let transport = self.next_transport.via_name();
         w.header(
             "Via",
             [&"SIP/2.0/" as &dyn Value, &transport, &" ", &self.advertised(), &";branch=", &branch, &";rport"],
@@ -198,14 +212,19 @@ fn unfold(value: &str) -> std::borrow::Cow<'_, str> {
     value.split(['\r', '\n']).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ").into()
 }
 
-/// Where in-dialog requests go: the first route, else the remote target, when either is an
-/// IP literal; otherwise the address the INVITE came from.
-fn next_hop(first_route: Option<&str>, remote_target: &str, peer: SocketAddr) -> SocketAddr {
+/// Where in-dialog requests go, and how: the first route, else the remote target, when
+/// either is an IP literal (on the transport it asks for, else the INVITE's); otherwise
+/// back where the INVITE came from, the way it came.
+fn next_hop(first_route: Option<&str>, remote_target: &str, invite: Flow) -> (SocketAddr, Transport) {
     let first = match first_route {
         Some(route) => NameAddr::parse(route).map(|n| n.uri),
         None => Some(remote_target),
     };
-    first.and_then(Uri::parse).and_then(|u| u.socket_addr()).unwrap_or(peer)
+    let uri = first.and_then(Uri::parse);
+    match uri.as_ref().and_then(Uri::socket_addr) {
+        Some(addr) => (addr, uri.and_then(|u| u.transport()).unwrap_or(invite.transport)),
+        None => (invite.remote, invite.transport),
+    }
 }
 
 #[cfg(test)]
@@ -248,5 +267,38 @@ mod tests {
         .unwrap();
         let d = Dialog::from_invite(&bare, &bare.core().unwrap(), "bt0-2", flow, "10.0.0.1:5060").unwrap();
         assert_eq!((d.next_hop_flow(), d.route_set().count()), (flow, 0));
+    }
+
+    #[test]
+    fn the_next_hop_takes_the_transport_its_uri_asks_for() {
+        let invite = |rr: &str, contact: &str| {
+            let text = format!(
+                "INVITE sip:bot@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n{rr}From: <sip:a@x>;tag=f\r\n\
+                 To: <sip:bot@10.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\nContent-Length: 0\r\n\r\n"
+            );
+            let flow = Flow::udp("10.0.0.1:5060".parse().unwrap(), "10.0.0.9:5060".parse().unwrap());
+            let msg = parse(text.as_bytes()).unwrap();
+            let d = Dialog::from_invite(&msg, &msg.core().unwrap(), "t", flow, "10.0.0.1:5060").unwrap();
+            let via = parse(&d.clone().request("BYE", "z9hG4bK-x").0.finish(None).unwrap())
+                .unwrap()
+                .core()
+                .unwrap()
+                .via
+                .transport
+                .to_string();
+            (d.next_hop_flow(), via)
+        };
+        let (flow, via) = invite("Record-Route: <sip:10.0.0.7:5070;lr;transport=tcp>\r\n", "<sip:a@10.0.0.9>");
+        assert_eq!(
+            (flow.transport, flow.remote, flow.conn, via.as_str()),
+            (Transport::Tcp, "10.0.0.7:5070".parse().unwrap(), None, "TCP")
+        );
+        let (flow, via) = invite("", "<sips:a@10.0.0.9>");
+        assert_eq!(
+            (flow.transport, flow.remote, via.as_str()),
+            (Transport::Tls, "10.0.0.9:5061".parse().unwrap(), "TLS")
+        );
+        let (flow, via) = invite("", "<sip:a@10.0.0.9:5080>");
+        assert_eq!((flow.transport, via.as_str()), (Transport::Udp, "UDP"), "nothing asked: the INVITE's way");
     }
 }

@@ -1,5 +1,6 @@
 //! `sip:`, `sips:` and `tel:` URIs, just far enough to route and to build Refer-To.
 
+use crate::transport::Transport;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,17 @@ impl<'a> Uri<'a> {
         let ip: IpAddr = self.host.parse().ok()?;
         let default = if self.scheme == Scheme::Sips { 5061 } else { 5060 };
         Some(SocketAddr::new(ip, self.port.unwrap_or(default)))
+    }
+
+    /// The transport the URI asks for: `sips:` means TLS, else its `transport` parameter
+    /// (RFC 3261 §19.1.1); `None` when it says nothing.
+    pub fn transport(&self) -> Option<Transport> {
+        if self.scheme == Scheme::Sips {
+            return Some(Transport::Tls);
+        }
+        let params = self.rest.split('?').next().unwrap_or_default();
+        let value = crate::sip::header::param(params, "transport")?;
+        value.parse().ok()
     }
 
     /// `host[:port]` as it would be written in a URI.
