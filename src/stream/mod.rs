@@ -1,5 +1,6 @@
-//! SIP over TCP and TLS (RFC 3261 §18): listeners and connections on a thread of their
-//! own, beside the shards. A connection's bytes are cut into messages
+//! SIP over TCP and TLS (RFC 3261 §18): listeners and connections on stream threads of
+//! their own, one per shard, each accepting from its own `SO_REUSEPORT` listener (the
+//! kernel spreads the connections) and sharing one table of connections. A connection's bytes are cut into messages
 //! (`baton_proto::sip::frame`) and each goes to the shard that owns it by the same rule as
 //! a datagram (`shard/route.rs`); what a shard sends on a stream comes back here and leaves
 //! on its connection, or on a new one to its destination once that one is gone
@@ -89,17 +90,32 @@ pub struct Counters {
 /// How a shard reaches the streams.
 #[derive(Clone, Debug)]
 pub struct StreamSender {
-    tx: mpsc::Sender<Outgoing>,
+    /// One per stream thread.
+    txs: Arc<[mpsc::Sender<Outgoing>]>,
     counters: Arc<Counters>,
 }
 
 impl StreamSender {
-    /// Queues a message; never waits (a full queue loses it, counted).
+    /// Queues a message; never waits (a full queue loses it, counted). Any stream thread
+    /// can write on any connection; messages to one destination all go through one
+    /// thread, so that a connection to open is opened once.
     pub fn send(&self, out: Outgoing) {
-        if self.tx.try_send(out).is_err() {
+        let key = out.flow.conn.map_or_else(|| fnv(&out.flow.remote), |c| c.0);
+        let tx = &self.txs[(key % self.txs.len() as u64) as usize];
+        if tx.try_send(out).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A cheap, stable hash of an address (FNV-1a over its text form's bytes would allocate).
+fn fnv(addr: &SocketAddr) -> u64 {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => v6.to_bits(),
+    };
+    let bytes = ip.to_le_bytes().into_iter().chain(addr.port().to_le_bytes());
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[derive(Default)]
@@ -162,7 +178,7 @@ pub struct Streams {
     addrs: Vec<(Transport, SocketAddr)>,
     certificate: Option<Arc<Certificate>>,
     stop: watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     pub counters: Arc<Counters>,
 }
 
@@ -184,18 +200,21 @@ impl Streams {
             Some(c) => Some(TlsConnector::from(c.client_config().map_err(invalid)?)),
             None => None,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let mut listeners = Vec::new();
-        for (transport, addr) in &settings.listen {
-            let std = std::net::TcpListener::bind(addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {transport}:{addr}: {e}")))?;
-            std.set_nonblocking(true)?;
-            let local = std.local_addr()?;
-            listeners.push((*transport, local, std));
+        let threads = peers.len().max(1);
+        // Each thread its own listener on every address; the first resolves a port 0.
+        let mut addrs: Vec<(Transport, SocketAddr)> = settings.listen.clone();
+        let mut listeners: Vec<Vec<(Transport, std::net::TcpListener)>> = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let mut mine = Vec::with_capacity(addrs.len());
+            for (transport, addr) in addrs.iter_mut() {
+                let listener = listen(*addr)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {transport}:{addr}: {e}")))?;
+                *addr = listener.local_addr()?;
+                mine.push((*transport, listener));
+            }
+            listeners.push(mine);
         }
-        let addrs = listeners.iter().map(|(t, a, _)| (*t, *a)).collect();
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
         let shared = Arc::new(Shared {
             peers,
             limits: settings.limits,
@@ -205,27 +224,35 @@ impl Streams {
             client,
         });
         let (stop, stopped) = watch::channel(false);
-        let thread = std::thread::Builder::new().name("baton-streams".into()).spawn(move || {
-            runtime.block_on(async move {
-                for (transport, local, std) in listeners {
-                    let listener = match TcpListener::from_std(std) {
-                        Ok(l) => l,
-                        Err(e) => return tracing::error!(%local, error = %e, "stream listener lost"),
-                    };
-                    let tls = (transport == Transport::Tls).then(|| acceptor.clone()).flatten();
-                    tokio::spawn(accept(shared.clone(), listener, transport, tls));
-                }
-                tokio::spawn(dispatch(shared.clone(), rx));
-                let mut stopped = stopped;
-                let _ = stopped.wait_for(|s| *s).await;
-            });
-        })?;
+        let mut txs = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for (i, mine) in listeners.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
+            txs.push(tx);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (shared, acceptor, mut stopped) = (shared.clone(), acceptor.clone(), stopped.clone());
+            let thread = std::thread::Builder::new().name(format!("baton-streams-{i}")).spawn(move || {
+                runtime.block_on(async move {
+                    for (transport, std) in mine {
+                        let listener = match TcpListener::from_std(std) {
+                            Ok(l) => l,
+                            Err(e) => return tracing::error!(error = %e, "stream listener lost"),
+                        };
+                        let tls = (transport == Transport::Tls).then(|| acceptor.clone()).flatten();
+                        tokio::spawn(accept(shared.clone(), listener, transport, tls));
+                    }
+                    tokio::spawn(dispatch(shared.clone(), rx));
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
+            })?;
+            handles.push(thread);
+        }
         Ok(Streams {
-            sender: StreamSender { tx, counters: counters.clone() },
+            sender: StreamSender { txs: txs.into(), counters: counters.clone() },
             addrs,
             certificate,
             stop,
-            thread: Some(thread),
+            threads: handles,
             counters,
         })
     }
@@ -248,12 +275,23 @@ impl Streams {
     }
 
     /// Closes every listener and connection.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads {
             let _ = thread.join();
         }
     }
+}
+
+/// A listening socket that shares its address with the other stream threads'.
+fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 async fn accept(shared: Arc<Shared>, listener: TcpListener, transport: Transport, tls: Option<TlsAcceptor>) {
