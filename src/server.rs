@@ -95,9 +95,10 @@ impl Server {
         }
         let peers: Arc<[Peer]> = peers.into();
         let gauges: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
+        let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let streams = match config.streams.listen.is_empty() {
             true => None,
-            false => Some(Streams::start(config.streams, peers.clone())?),
+            false => Some(Streams::start(config.streams, peers.clone(), &cores)?),
         };
         let metrics = Metrics {
             shards: ShardMetrics(gauges.clone()),
@@ -113,7 +114,6 @@ impl Server {
         let control = Arc::new(Control::new(shards));
         let admission = Arc::new(Admission::new(config.settings.max_calls, shards));
         let settings = Arc::new(config.settings);
-        let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let mut threads = Vec::with_capacity(shards);
         let mut opened = Vec::with_capacity(shards);
         for (i, ((sockets, mailbox), gauges)) in sockets.into_iter().zip(mailboxes).zip(gauges).enumerate() {

@@ -409,3 +409,116 @@ fn sighup_reloads_the_certificate_without_dropping_connections() {
     before.send(&bye);
     assert_eq!(before.answer("BYE"), 200);
 }
+
+/// Debian's SIPp has no TLS: each scenario runs over TCP to a relay in the test that speaks
+/// TLS to baton. baton answers on the TLS connection and sends its REFER and BYE on it, so
+/// SIPp's whole scenario crosses TLS.
+#[test]
+fn every_sipp_scenario_over_tls_through_a_relay() {
+    if std::process::Command::new("sipp").arg("-v").output().is_err() {
+        eprintln!("SKIPPED: sipp is not installed (apt-get install sip-tester)");
+        return;
+    }
+    let pki = pki();
+    let sipp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("perf/sipp");
+    for name in ["happy", "refused", "busy", "no_notify", "notify_first", "far_end_bye", "compact", "headers"] {
+        let verbs_text = std::fs::read_to_string(sipp.join(format!("apps/{name}.json"))).unwrap();
+        let verbs: serde_json::Value = serde_json::from_str(&verbs_text).unwrap();
+        let (hooks, server) = rig(&pki, false, verbs, |_| {});
+        let relay = relay(addr_of(&server, Transport::Tls), &pki);
+        let calls = 5;
+        let out = std::process::Command::new("sipp")
+            .arg(relay.to_string())
+            .args(["-t", "t1", "-sf"])
+            .arg(sipp.join(format!("{name}.xml")))
+            .args([
+                "-m",
+                &calls.to_string(),
+                "-r",
+                "10",
+                "-i",
+                "127.0.0.1",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name} over TLS: {}", String::from_utf8_lossy(&out.stdout));
+        if verbs_text.contains("actionHook") {
+            assert_eq!(hooks.wait("/action", calls).len(), calls, "{name}: one actionHook per call");
+        }
+        server.stop();
+    }
+}
+
+/// Accepts TCP connections and carries each, byte for byte, over a TLS connection of its
+/// own to `baton`.
+fn relay(baton: SocketAddr, pki: &Pki) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone()).unwrap();
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    std::thread::spawn(move || {
+        for plain in listener.incoming().map_while(Result::ok) {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let name = ServerName::IpAddress(baton.ip().into());
+                let mut session = rustls::ClientConnection::new(config, name).unwrap();
+                let mut tcp = TcpStream::connect(baton).unwrap();
+                let mut plain = plain;
+                plain.set_nonblocking(true).unwrap();
+                tcp.set_nonblocking(true).unwrap();
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let mut idle = true;
+                    match plain.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            session.writer().write_all(&buf[..n]).unwrap();
+                            idle = false;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                    while session.wants_write() {
+                        match session.write_tls(&mut tcp) {
+                            Ok(_) => idle = false,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(_) => return,
+                        }
+                    }
+                    match session.read_tls(&mut tcp) {
+                        Ok(0) => return,
+                        Ok(_) => {
+                            idle = false;
+                            if session.process_new_packets().is_err() {
+                                return;
+                            }
+                            let mut clear = Vec::new();
+                            let _ = session.reader().read_to_end(&mut clear);
+                            if !clear.is_empty() && plain.write_all(&clear).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                    if idle {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+        }
+    });
+    addr
+}

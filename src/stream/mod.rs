@@ -184,7 +184,9 @@ pub struct Streams {
 
 impl Streams {
     /// Binds every listener (an error names the one that failed) and starts the thread.
-    pub fn start(settings: StreamSettings, peers: Arc<[Peer]>) -> io::Result<Streams> {
+    /// With `cores`, stream thread N runs on shard N's core: a shard and the connections
+    /// its thread accepted share a cache.
+    pub fn start(settings: StreamSettings, peers: Arc<[Peer]>, cores: &[core_affinity::CoreId]) -> io::Result<Streams> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
         let wants_tls = settings.listen.iter().any(|(t, _)| *t == Transport::Tls);
         let certificate = match (&settings.tls, wants_tls) {
@@ -231,7 +233,11 @@ impl Streams {
             txs.push(tx);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let (shared, acceptor, mut stopped) = (shared.clone(), acceptor.clone(), stopped.clone());
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let thread = std::thread::Builder::new().name(format!("baton-streams-{i}")).spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
                 runtime.block_on(async move {
                     for (transport, std) in mine {
                         let listener = match TcpListener::from_std(std) {
