@@ -157,9 +157,14 @@ pub struct Options {
     /// On SIGTERM, seconds queued hooks may still be tried before they are dead-lettered (default 10).
     #[arg(long, value_name = "SECONDS")]
     pub hook_flush: Option<f64>,
-    /// Serve /metrics (Prometheus) and /healthz over HTTP on this address.
-    #[arg(long, value_name = "IP:PORT")]
+    /// Serve the operator's HTTP endpoint on this address: /healthz, /readyz, /metrics
+    /// (Prometheus) and the calls under /v1 (`--metrics` is the old name).
+    #[arg(long = "http", alias = "metrics", value_name = "IP:PORT")]
+    #[serde(alias = "http")]
     pub metrics: Option<SocketAddr>,
+    /// Bearer token for /v1 of --http (without one, /v1 answers loopback clients only).
+    #[arg(long, value_name = "TOKEN", env = "BATON_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
     /// Reactor threads (default: one per core). Each has its own socket on every listen
     /// address and owns the calls whose Call-ID hashes to it.
     #[arg(long, value_name = "N")]
@@ -253,6 +258,7 @@ impl Options {
             shutdown_grace,
             hook_flush,
             metrics,
+            api_token,
             shards,
             io,
             coalesce_us,
@@ -403,6 +409,7 @@ impl Options {
             hooks,
             grace,
             metrics: self.metrics,
+            api_token: self.api_token.clone(),
             shards,
             io: self.io.unwrap_or_default(),
             coalesce,

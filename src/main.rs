@@ -150,7 +150,7 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
         tracing::info!(%addr, "listening ({transport})");
     }
     if let Some(addr) = server.metrics_addr() {
-        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+        tracing::info!(%addr, "HTTP endpoint on http://{addr}/ (healthz, readyz, metrics, v1/calls)");
     }
     // SIGHUP reads the TLS certificate again; SIGINT or SIGTERM ends.
     for signal in signals.forever() {

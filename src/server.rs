@@ -1,6 +1,6 @@
 //! A running baton: sockets bound, hook delivery started, one thread per shard.
 
-use crate::api::{Metrics, ShardMetrics};
+use crate::api::{Api, Metrics, ShardMetrics};
 use crate::hooks::worker::{Delivery, HookSettings, Hooks};
 use crate::io::{IoMode, Waker};
 use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
@@ -22,8 +22,10 @@ pub struct ServerConfig {
     pub hooks: HookSettings,
     /// On shutdown, how long calls in progress may take to finish.
     pub grace: Duration,
-    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    /// Where the operator's HTTP endpoint is served, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Its bearer token for `/v1`.
+    pub api_token: Option<String>,
     /// Reactor threads, each with its own sockets on every listen address.
     pub shards: usize,
     pub io: IoMode,
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             hooks: HookSettings::default(),
             grace: Duration::from_secs(30),
             metrics: None,
+            api_token: None,
             shards: 1,
             io: IoMode::Auto,
             coalesce: crate::io::COALESCE,
@@ -90,8 +93,9 @@ impl Server {
         for _ in 0..shards {
             let (handoffs, handoffs_rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
             let (replies, replies_rx) = crossbeam_channel::unbounded();
-            peers.push(Peer { handoffs, replies, waker: Arc::new(Waker::new()?) });
-            mailboxes.push(Mailbox { handoffs: handoffs_rx, replies: replies_rx });
+            let (queries, queries_rx) = crossbeam_channel::bounded(64);
+            peers.push(Peer { handoffs, replies, queries, waker: Arc::new(Waker::new()?) });
+            mailboxes.push(Mailbox { handoffs: handoffs_rx, replies: replies_rx, queries: queries_rx });
         }
         let peers: Arc<[Peer]> = peers.into();
         let gauges: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
@@ -106,7 +110,9 @@ impl Server {
             streams: streams.as_ref().map(|s| s.counters.clone()),
         };
         let metrics_addr = match config.metrics {
-            Some(addr) => Some(crate::api::serve(addr, metrics)?),
+            Some(addr) => {
+                Some(crate::api::serve(addr, Api { metrics, peers: peers.clone(), token: config.api_token })?)
+            }
             None => None,
         };
         let stream_sender = streams.as_ref().map(Streams::sender);

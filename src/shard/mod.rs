@@ -7,7 +7,7 @@ pub mod route;
 use crate::hooks::worker::{Hooks, Msg, ReplySink};
 use crate::io::{Backend, Datagram, Waker};
 use crate::stream::{Outgoing, StreamSender};
-use baton_proto::{Engine, Flow, HookReply, Output, Stats, Transport};
+use baton_proto::{CallSummary, Engine, Flow, HookReply, Output, Stats, Transport};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +28,7 @@ pub struct Handoff {
 pub struct Peer {
     pub handoffs: Sender<Handoff>,
     pub replies: Sender<HookReply>,
+    pub queries: Sender<Query>,
     pub waker: Arc<Waker>,
 }
 
@@ -35,7 +36,18 @@ pub struct Peer {
 pub struct Mailbox {
     pub handoffs: Receiver<Handoff>,
     pub replies: Receiver<HookReply>,
+    pub queries: Receiver<Query>,
 }
+
+/// A question the operator's API asks a shard, answered on its next turn.
+pub enum Query {
+    /// Every live call of the shard.
+    Calls(tokio::sync::oneshot::Sender<Vec<CallSummary>>),
+}
+
+/// How often an idle shard turns anyway: `/readyz` reads a shard that has not turned for
+/// a few of these as stuck.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Counters of the shard loop itself, beside the engine's.
 #[derive(Clone, Copy, Debug, Default)]
@@ -58,6 +70,10 @@ pub struct Gauges {
     pub tombstones: usize,
     pub held_hooks: usize,
     pub io: Loop,
+    /// When the shard last turned (it turns at least every `HEARTBEAT`).
+    pub turned_at: Option<Instant>,
+    /// New calls are refused while the hook queue is nearly full.
+    pub congested: bool,
 }
 
 pub struct Shard {
@@ -127,11 +143,14 @@ impl Running {
         let mut drain_until: Option<Instant> = None;
         // This shard's calls are over; it waits for the others'.
         let mut drained = false;
+        self.publish(false); // turning from the start: /readyz need not wait for a first wake-up
         while !self.shard.control.stop.load(Ordering::Acquire) {
             // Held hooks are offered to the queue again soon.
             let retry = (!self.held.is_empty()).then(|| Instant::now() + Duration::from_millis(5));
+            let heartbeat = Some(Instant::now() + HEARTBEAT);
             let wake =
-                self.shard.engine.poll_timeout().into_iter().chain(drain_until.filter(|_| !drained)).chain(retry).min();
+                self.shard.engine.poll_timeout().into_iter().chain(drain_until.filter(|_| !drained)).chain(retry);
+            let wake = wake.chain(heartbeat).min();
             let timeout =
                 if backlog { Some(Duration::ZERO) } else { wake.map(|t| t.saturating_duration_since(Instant::now())) };
             backlog = match self.receive(timeout) {
@@ -148,12 +167,17 @@ impl Running {
             while let Ok(reply) = self.shard.mailbox.replies.try_recv() {
                 self.shard.engine.handle_hook_reply(now, reply);
             }
+            while let Ok(query) = self.shard.mailbox.queries.try_recv() {
+                match query {
+                    Query::Calls(answer) => drop(answer.send(self.shard.engine.call_summaries())),
+                }
+            }
             self.shard.engine.handle_timeout(now);
             self.release_held();
             let congested = self.shard.hooks.congested() || !self.held.is_empty();
             self.shard.engine.set_congested(congested);
             self.drain_outputs();
-            self.publish();
+            self.publish(congested);
             if drain_until.is_none() && self.shard.control.drain.load(Ordering::Acquire) {
                 let calls = self.shard.engine.active_calls();
                 tracing::info!(shard = self.shard.id, calls, grace = ?self.shard.grace, "draining: no new calls");
@@ -183,7 +207,7 @@ impl Running {
             }
         }
         self.shard.io.flush();
-        self.publish();
+        self.publish(false);
         let stats = self.shard.engine.stats;
         self.shard.hooks.hand_over(self.held);
         stats
@@ -256,7 +280,7 @@ impl Running {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&self, congested: bool) {
         if let Ok(mut g) = self.shard.gauges.lock() {
             *g = Gauges {
                 stats: self.shard.engine.stats,
@@ -264,6 +288,8 @@ impl Running {
                 tombstones: self.shard.engine.tombstones(),
                 held_hooks: self.held.len(),
                 io: self.counters,
+                turned_at: Some(Instant::now()),
+                congested,
             };
         }
     }

@@ -250,6 +250,21 @@ impl Rig {
         Rig { hooks, carrier, baton: Some(baton) }
     }
 
+    /// baton with the test settings, its call hook answering with `verbs`, and whatever
+    /// else `server` changes in its config.
+    pub fn with_server(verbs: Value, server: impl FnOnce(&mut ServerConfig)) -> Rig {
+        let hooks = HookServer::start();
+        app(&hooks, verbs);
+        let baton = start_server(settings(&hooks), &hooks, |_| {}, server);
+        let carrier = Carrier::new(baton.local_addrs()[0]);
+        Rig { hooks, carrier, baton: Some(baton) }
+    }
+
+    /// Where the HTTP endpoint listens (the config must have asked for one).
+    pub fn http(&self) -> SocketAddr {
+        self.baton.as_ref().and_then(Server::metrics_addr).expect("an HTTP endpoint")
+    }
+
     /// Stops baton (delivering queued hooks) and returns its counters.
     pub fn stop(&mut self) -> baton_proto::Stats {
         self.baton.take().map(Server::stop).unwrap_or_default()
@@ -498,7 +513,7 @@ pub fn write_app(verbs: serde_json::Value) -> PathBuf {
 pub fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: baton\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     stream.read_to_string(&mut out).unwrap();
     out

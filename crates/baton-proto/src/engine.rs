@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
 use crate::stats::Stats;
+use crate::summary::CallSummary;
 
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
@@ -179,6 +180,17 @@ impl Engine {
                 State::Buried(t) => t.transactions(),
             })
             .sum()
+    }
+
+    /// Every live call, as an operator sees it (ended calls kept only to absorb
+    /// retransmissions are left out). Walks every call: for the operator's API, not the
+    /// datagram path.
+    pub fn call_summaries(&self) -> Vec<CallSummary> {
+        let live = self.calls.values().filter_map(|s| match &s.state {
+            State::Live(call) if call.is_active() => Some(call.summary()),
+            _ => None,
+        });
+        live.collect()
     }
 
     /// Calls not ended yet.

@@ -26,6 +26,7 @@ use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{reason, Unwritable, Writer};
 use crate::sip::{sdp, Method};
 use crate::stats::Stats;
+use crate::summary::CallSummary;
 use crate::tokens::Ids;
 use crate::transport::Flow;
 use crate::txn::{Again, Answered, ClientTxns, Response, TxnId};
@@ -620,6 +621,32 @@ impl Call {
             }
             Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),
             Phase::Ended => {}
+        }
+    }
+
+    /// The call as an operator sees it.
+    pub fn summary(&self) -> CallSummary {
+        let (state, transfer) = match (&self.running, self.phase()) {
+            (Running::Refer { transfer, .. }, phase) => {
+                (phase, Some((transfer.refer_status(), transfer.last_status())))
+            }
+            (_, phase) => (phase, None),
+        };
+        CallSummary {
+            call_sid: self.sid.clone(),
+            call_id: self.dialog.call_id().to_string(),
+            from: self.identity.from_user.clone(),
+            to: self.identity.to_user.clone(),
+            state: match state {
+                Phase::Early => "early",
+                Phase::Answering => "answering",
+                Phase::Confirmed => "confirmed",
+                Phase::Ended => "ended",
+            },
+            call_status: self.status.as_str(),
+            sip_status: self.sip_status,
+            verb: self.current.as_deref().map(|step| step.verb.name()),
+            transfer,
         }
     }
 

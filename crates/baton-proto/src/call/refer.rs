@@ -53,17 +53,32 @@ pub struct Transfer {
     refer_status: Option<u16>,
     accepted_at: Option<Instant>,
     last_notify_cseq: Option<u32>,
+    /// The last status a NOTIFY reported.
+    last_status: Option<u16>,
     done: bool,
 }
 
 impl Transfer {
     pub fn new(cseq: u32, timeout: Duration) -> Transfer {
-        Transfer { cseq, timeout, refer_status: None, accepted_at: None, last_notify_cseq: None, done: false }
+        Transfer {
+            cseq,
+            timeout,
+            refer_status: None,
+            accepted_at: None,
+            last_notify_cseq: None,
+            last_status: None,
+            done: false,
+        }
     }
 
     /// The REFER's response so far (202 when a NOTIFY came first).
     pub fn refer_status(&self) -> Option<u16> {
         self.refer_status
+    }
+
+    /// The last status a NOTIFY reported (100, 180, ...).
+    pub fn last_status(&self) -> Option<u16> {
+        self.last_status
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -100,6 +115,7 @@ impl Transfer {
             return NotifyEffect::default();
         }
         self.last_notify_cseq = Some(cseq);
+        self.last_status = status.or(self.last_status);
         self.accept(now);
         let refer_status = *self.refer_status.get_or_insert(202);
         let outcome = match status {

@@ -1,23 +1,20 @@
-//! The operator's HTTP endpoint: `/metrics` (Prometheus text) and `/healthz`. Served by
-//! one small thread; it reads counters the shard and the hook worker publish.
+//! `/metrics` in Prometheus' text format, from the counters the shards, the hook worker
+//! and the stream threads publish.
 
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
 use crate::stream::Counters as StreamCounters;
 use baton_proto::{Refusal, Stats};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// What each shard publishes after each turn of its loop, by shard number.
 #[derive(Clone, Default)]
 pub struct ShardMetrics(pub Vec<Arc<Mutex<Gauges>>>);
 
 impl ShardMetrics {
-    fn read(&self) -> Vec<Gauges> {
+    pub fn read(&self) -> Vec<Gauges> {
         self.0.iter().map(|g| g.lock().map(|g| *g).unwrap_or_default()).collect()
     }
 }
@@ -158,37 +155,4 @@ impl Metrics {
         });
         out
     }
-}
-
-/// Serves `/metrics` and `/healthz` on `addr` until the process ends.
-pub fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    let local = listener.local_addr()?;
-    std::thread::Builder::new().name("baton-api".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(e) = answer(stream, &metrics) {
-                tracing::debug!(error = %e, "metrics request");
-            }
-        }
-    })?;
-    Ok(local)
-}
-
-fn answer(stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, content_type, body) = match path {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-        _ => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_string()),
-    };
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
 }
