@@ -4,7 +4,7 @@
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
 use crate::stream::Counters as StreamCounters;
-use baton_proto::{Refusal, Stats};
+use baton_proto::{Refusal, Stats, TransferOutcome};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -69,6 +69,13 @@ impl Metrics {
             let _ = writeln!(out, "baton_calls_rejected_total{{reason=\"{}\"}} {n}", refusal.as_str());
         }
         let _ = writeln!(out, "baton_calls_rejected_total{{reason=\"capacity\"}} {}", s.refused);
+        let _ = write!(
+            out,
+            "# HELP baton_transfers_total Transfers ended, by outcome.\n# TYPE baton_transfers_total counter\n"
+        );
+        for (outcome, n) in TransferOutcome::ALL.iter().zip(s.transfers) {
+            let _ = writeln!(out, "baton_transfers_total{{outcome=\"{}\"}} {n}", outcome.as_str());
+        }
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(out, "# HELP baton_{name} {help}\n# TYPE baton_{name} {kind}\nbaton_{name} {value}\n");
         };

@@ -21,6 +21,54 @@ pub struct Stats {
     pub never_acked: u64,
     /// New calls refused at the edge, by [`crate::admission::Refusal`] (in `Refusal::ALL`'s order).
     pub edge_refused: [u64; 3],
+    /// Transfers ended, by [`TransferOutcome`] (in `TransferOutcome::ALL`'s order).
+    pub transfers: [u64; 7],
+}
+
+/// How a transfer ended, as `/metrics` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// A final 2xx NOTIFY: the caller reached the target.
+    Succeeded,
+    /// A final NOTIFY of 300 or more: busy, no answer, declined.
+    Failed,
+    /// The REFER was refused.
+    Refused,
+    /// No answer to the REFER (408), or no final NOTIFY in time.
+    TimedOut,
+    /// Accepted, but how it ended was never told (`Refer-Sub: false`, or a subscription
+    /// ended without a final status).
+    Unknown,
+    /// The caller hung up first.
+    CallerGone,
+    /// The REFER could not be written.
+    NotSent,
+}
+
+impl TransferOutcome {
+    /// Every outcome, in [`Stats::transfers`]' order.
+    pub const ALL: [TransferOutcome; 7] = [
+        TransferOutcome::Succeeded,
+        TransferOutcome::Failed,
+        TransferOutcome::Refused,
+        TransferOutcome::TimedOut,
+        TransferOutcome::Unknown,
+        TransferOutcome::CallerGone,
+        TransferOutcome::NotSent,
+    ];
+
+    /// The `outcome` label of `baton_transfers_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferOutcome::Succeeded => "succeeded",
+            TransferOutcome::Failed => "failed",
+            TransferOutcome::Refused => "refused",
+            TransferOutcome::TimedOut => "timed_out",
+            TransferOutcome::Unknown => "unknown",
+            TransferOutcome::CallerGone => "caller_gone",
+            TransferOutcome::NotSent => "not_sent",
+        }
+    }
 }
 
 impl Stats {
@@ -36,6 +84,7 @@ impl Stats {
             refused,
             never_acked,
             edge_refused,
+            transfers,
         } = *other;
         self.datagrams += datagrams;
         self.dropped += dropped;
@@ -46,6 +95,9 @@ impl Stats {
         self.refused += refused;
         self.never_acked += never_acked;
         for (mine, theirs) in self.edge_refused.iter_mut().zip(edge_refused) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.transfers.iter_mut().zip(transfers) {
             *mine += theirs;
         }
     }

@@ -4,7 +4,7 @@
 mod sim;
 
 use baton_proto::sip::Name;
-use baton_proto::{ConnId, Flow, Transport};
+use baton_proto::{ConnId, Flow, TransferOutcome, Transport};
 use serde_json::{json, Value};
 use sim::*;
 use std::time::Duration;
@@ -22,6 +22,12 @@ fn bye_and_settle(sim: &mut Sim) -> Sip {
     sim.respond(&bye, 200, "");
     sim.settle();
     bye
+}
+
+/// The transfers the engine counted, by outcome (as `/metrics` shows them).
+fn counted(sim: &Sim) -> Vec<(&'static str, u64)> {
+    let stats = sim.engine.stats;
+    TransferOutcome::ALL.iter().zip(stats.transfers).filter(|(_, n)| *n > 0).map(|(o, n)| (o.as_str(), n)).collect()
 }
 
 fn codes(hooks: &[Value], key: &str) -> Vec<Value> {
@@ -76,6 +82,7 @@ fn happy_path_reports_every_notify_and_hangs_up() {
         assert_eq!(codes(&statuses, "call_status"), [json!("trying"), json!("in-progress"), json!("completed")]);
         assert_eq!(statuses[2]["call_termination_by"], "baton");
         assert_eq!(sim.gone, 1);
+        assert_eq!(counted(&sim), [("succeeded", 1)]);
     });
 }
 
@@ -139,6 +146,7 @@ fn refused_refer_runs_the_next_verb() {
         let action = &sim.hooks_to("/action")[0];
         assert_eq!(action["refer_status"], json!(603));
         assert!(action.get("final_referred_call_status").is_none());
+        assert_eq!(counted(&sim), [("refused", 1)]);
     });
 }
 
@@ -162,6 +170,7 @@ fn busy_target_keeps_the_call_and_the_action_hook_can_replace_the_app() {
             (json!(202), json!(486))
         );
         assert_eq!(sim.hooks_to("/event").len(), 2);
+        assert_eq!(counted(&sim), [("failed", 1)]);
     });
 }
 
@@ -244,6 +253,7 @@ fn an_unanswered_refer_is_sent_again_then_fails_with_408_at_64_t1() {
     assert_eq!((sim.elapsed() - sent_at).as_millis(), 32_000, "Timer F");
     assert_eq!(bye.raw("X-Next").as_deref(), Some("ran"));
     assert_eq!(sim.hooks_to("/action")[0]["refer_status"], json!(408));
+    assert_eq!(counted(&sim), [("timed_out", 1)]);
     sim.respond(&bye, 200, "");
     sim.settle();
 }
@@ -266,6 +276,7 @@ fn the_caller_hanging_up_during_the_transfer_fires_the_action_hook_once() {
         assert_eq!(sim.hooks_to("/action").len(), 1);
         assert_eq!(sim.hooks_to("/action")[0]["refer_status"], json!(202));
         assert_eq!(sim.hooks_to("/status")[2]["call_termination_by"], "caller");
+        assert_eq!(counted(&sim), [("caller_gone", 1)]);
     });
 }
 
@@ -325,6 +336,7 @@ fn refer_sub_false_completes_at_once() {
         sim.respond(&refer, 200, "Refer-Sub: false\r\n");
         assert_eq!(bye_and_settle(&mut sim).raw("X-Next").as_deref(), Some("ran"));
         assert_eq!(sim.hooks_to("/action")[0]["refer_status"], json!(200));
+        assert_eq!(counted(&sim), [("unknown", 1)]);
     });
 }
 

@@ -2,6 +2,7 @@
 //! timeout, far-end BYE. Pure: values in, decisions out; the session does the SIP and the
 //! hooks.
 
+use crate::stats::TransferOutcome;
 use std::time::{Duration, Instant};
 
 /// Why the transfer ended.
@@ -34,6 +35,22 @@ impl Outcome {
     /// A final 2xx NOTIFY: the call has left baton.
     pub fn transferred(&self) -> bool {
         self.final_status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+impl Outcome {
+    /// How `/metrics` counts it.
+    pub fn counted_as(&self) -> TransferOutcome {
+        match self.end {
+            End::Final if self.transferred() => TransferOutcome::Succeeded,
+            End::Final => TransferOutcome::Failed,
+            End::Refused if self.refer_status == 408 => TransferOutcome::TimedOut,
+            End::Refused => TransferOutcome::Refused,
+            End::Timeout => TransferOutcome::TimedOut,
+            End::NoSubscription | End::Terminated => TransferOutcome::Unknown,
+            End::FarEndBye => TransferOutcome::CallerGone,
+            End::NotSent => TransferOutcome::NotSent,
+        }
     }
 }
 

@@ -51,6 +51,7 @@ impl Call {
             Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
             _ => (None, None),
         };
+        ctx.stats.transfers[outcome.counted_as() as usize] += 1;
         tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
         let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id, unsent)));
