@@ -111,7 +111,8 @@ impl Server {
         };
         let metrics_addr = match config.metrics {
             Some(addr) => {
-                Some(crate::api::serve(addr, Api { metrics, peers: peers.clone(), token: config.api_token })?)
+                let (peers, token, max_verbs) = (peers.clone(), config.api_token, config.hooks.max_verbs);
+                Some(crate::api::serve(addr, Api { metrics, peers, token, max_verbs, commands: Default::default() })?)
             }
             None => None,
         };

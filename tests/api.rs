@@ -115,3 +115,73 @@ fn under_attack_healthz_answers_within_100_ms() {
     }
     drop(idle);
 }
+
+/// Calls park in a pause; a client lists them and transfers each with a POST of a
+/// `sip:refer`, whichever shard has it; the transfer counters move by exactly that much.
+#[test]
+fn parked_calls_are_transferred_one_by_one_with_a_post() {
+    let (rig, http) = rig(Some("t0ken"));
+    let auth = "Authorization: Bearer t0ken\r\nContent-Type: application/json\r\n";
+    let mut legs: Vec<Leg<'_>> = (0..6).map(|i| rig.carrier.call(&format!("parked-{i}"))).collect();
+    let list: Value = serde_json::from_str(&request(http, "GET", "/v1/calls", auth, "").1).unwrap();
+    let sids: Vec<String> =
+        list["calls"].as_array().unwrap().iter().map(|c| c["call_sid"].as_str().unwrap().into()).collect();
+    assert_eq!(sids.len(), 6);
+    let refer = json!({"verbs": [{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}]}).to_string();
+    assert_eq!(request(http, "POST", &format!("/v1/calls/{}", sids[0]), "", &refer).0, 401, "no token");
+    let bad = json!({"verbs": [{"verb": "sip:refer", "headers": {"Via": "x"}}]}).to_string();
+    let (status, why) = request(http, "POST", &format!("/v1/calls/{}", sids[0]), auth, &bad);
+    assert_eq!(status, 400);
+    assert!(why.contains("verb 0 (sip:refer)") && why.contains("referTo"), "{why}");
+    for sid in &sids {
+        let with_id =
+            json!({"verbs": [{"verb": "sip:refer", "referTo": "agent", "actionHook": "/action"}], "command_id": "x1"});
+        assert_eq!(request(http, "POST", &format!("/v1/calls/{sid}"), auth, &with_id.to_string()).0, 200);
+        assert_eq!(request(http, "POST", &format!("/v1/calls/{sid}"), auth, &with_id.to_string()).0, 200, "a repeat");
+        let refer = rig.carrier.expect_request("REFER");
+        let leg = legs
+            .iter_mut()
+            .find(|l| refer.header(baton_proto::sip::Name::CallId).as_deref() == Some(&l.call_id))
+            .unwrap();
+        leg.respond(&refer, 202, "");
+        assert_eq!(leg.notify(&refer, "200 OK", "terminated"), 200);
+        let bye = rig.carrier.expect_request("BYE");
+        leg.respond(&bye, 200, "");
+    }
+    rig.carrier.expect_none(Duration::from_millis(300), "a second REFER for a repeated command", |m| {
+        m.method().as_deref() == Some("REFER")
+    });
+    assert_eq!(rig.hooks.wait("/action", 6).len(), 6);
+    let page = request(http, "GET", "/metrics", "", "").1;
+    assert_eq!(sample(&page, "baton_transfers_total{outcome=\"succeeded\"}"), Some(6), "{page}");
+    assert_eq!(sample(&page, "baton_calls_active"), Some(0));
+    let shards: Vec<u64> =
+        (0..2).filter_map(|i| sample(&page, &format!("baton_shard_calls_total{{shard=\"{i}\"}}"))).collect();
+    assert!(shards.iter().all(|n| *n > 0), "calls on both shards: {shards:?}");
+    assert_eq!(request(http, "POST", &format!("/v1/calls/{}", sids[0]), auth, &refer).0, 404, "over");
+}
+
+#[test]
+fn a_post_hangs_up_or_fetches_the_application() {
+    let (rig, http) = rig(None);
+    let json = "Content-Type: application/json\r\n";
+    rig.carrier.call("hangup-1");
+    rig.carrier.call("fetch-1");
+    let list: Value = serde_json::from_str(&request(http, "GET", "/v1/calls", "", "").1).unwrap();
+    let sid_of = |call_id: &str| {
+        list["calls"].as_array().unwrap().iter().find(|c| c["call_id"] == call_id).unwrap()["call_sid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let hangup = json!({"call_status": "completed"}).to_string();
+    assert_eq!(request(http, "POST", &format!("/v1/calls/{}", sid_of("hangup-1")), json, &hangup).0, 200);
+    let bye = rig.carrier.expect_request("BYE");
+    assert_eq!(bye.header(baton_proto::sip::Name::CallId).as_deref(), Some("hangup-1"));
+    rig.hooks.reply("/fresh", 200, &json!([{"verb": "hangup", "headers": {"X-Fetched": "yes"}}]).to_string());
+    let fetch = json!({"call_hook": rig.hooks.url("/fresh")}).to_string();
+    assert_eq!(request(http, "POST", &format!("/v1/calls/{}", sid_of("fetch-1")), json, &fetch).0, 200);
+    let bye = rig.carrier.expect_request("BYE");
+    assert_eq!(bye.raw("X-Fetched").as_deref(), Some("yes"));
+    assert_eq!(rig.hooks.wait("/fresh", 1)[0].body["call_id"], "fetch-1");
+}

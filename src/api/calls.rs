@@ -3,15 +3,17 @@
 
 use super::Api;
 use crate::shard::Query;
+use axum::body::Bytes;
 use axum::extract::{Path, Query as Params, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use baton_proto::CallSummary;
+use baton_proto::{parse_document_within, CallSummary, CallUpdate, Hook, UpdateError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How long a shard may take to answer.
 const ANSWER: Duration = Duration::from_secs(2);
@@ -81,5 +83,98 @@ pub async fn one(State(api): State<Arc<Api>>, Path(call_sid): Path<String>) -> R
             None => (StatusCode::NOT_FOUND, "no such call in progress\n").into_response(),
         },
         Err(e) => e,
+    }
+}
+
+/// `POST /v1/calls/{call_sid}`, jambonz's `updateCall` shapes: `{"verbs": [...]}` (or a SWML
+/// document) runs now instead of the rest, `{"call_hook": URL}` fetches the application
+/// to run, `{"call_status": "completed"}` hangs up. With `command_id`, a repeat within a
+/// minute gets the first answer and changes nothing.
+pub async fn update(State(api): State<Arc<Api>>, Path(call_sid): Path<String>, body: Bytes) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return (StatusCode::BAD_REQUEST, "the body must be a JSON object\n").into_response(),
+    };
+    let command = request.get("command_id").and_then(Value::as_str).map(|c| format!("{call_sid}/{c}"));
+    if let Some(answer) = command.as_deref().and_then(|c| api.commands.seen(c)) {
+        return answer.into_response();
+    }
+    let answer = match read_update(&request, api.max_verbs) {
+        Ok(update) => apply(&api, &call_sid, update).await,
+        Err(why) => (StatusCode::BAD_REQUEST, why),
+    };
+    if let Some(command) = command {
+        api.commands.remember(command, answer.clone());
+    }
+    answer.into_response()
+}
+
+fn read_update(request: &Value, max_verbs: usize) -> Result<CallUpdate, String> {
+    if let Some(verbs) = request.get("verbs") {
+        return parse_document_within(&verbs.to_string(), max_verbs)
+            .map(CallUpdate::Application)
+            .map_err(|errors| errors.iter().map(|e| format!("{e}\n")).collect::<String>());
+    }
+    if let Some(hook) = request.get("call_hook") {
+        return match hook.as_str().filter(|url| !url.is_empty()) {
+            Some(url) => Ok(CallUpdate::Fetch(Hook::post(url))),
+            None => Err("call_hook: must be a URL\n".into()),
+        };
+    }
+    match request.get("call_status").and_then(Value::as_str) {
+        Some("completed") => Ok(CallUpdate::Hangup),
+        Some(other) => Err(format!("call_status: {other:?} is not \"completed\"\n")),
+        None => Err("expected one of verbs, call_hook, call_status\n".into()),
+    }
+}
+
+/// Asks every shard; the one with the call applies it.
+async fn apply(api: &Api, call_sid: &str, update: CallUpdate) -> (StatusCode, String) {
+    let sid: Arc<str> = call_sid.into();
+    let mut answers = Vec::with_capacity(api.peers.len());
+    for peer in api.peers.iter() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if peer.queries.try_send(Query::Update(sid.clone(), update.clone(), tx)).is_err() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "a shard did not answer\n".into());
+        }
+        peer.waker.wake();
+        answers.push(rx);
+    }
+    let mut busy = false;
+    for rx in answers {
+        match tokio::time::timeout(ANSWER, rx).await {
+            Ok(Ok(Ok(()))) => return (StatusCode::OK, "{\"status\": \"ok\"}\n".into()),
+            Ok(Ok(Err(UpdateError::Busy))) => busy = true,
+            Ok(Ok(Err(UpdateError::NotFound))) => {}
+            _ => return (StatusCode::SERVICE_UNAVAILABLE, "a shard did not answer\n".into()),
+        }
+    }
+    match busy {
+        true => (StatusCode::CONFLICT, "a transfer or request of the call awaits its answer\n".into()),
+        false => (StatusCode::NOT_FOUND, "no such call in progress\n".into()),
+    }
+}
+
+/// Answers to POSTs that carried a `command_id`, for a minute (at most `MAX_COMMANDS`).
+#[derive(Default)]
+pub struct Commands(Mutex<HashMap<String, (Instant, (StatusCode, String))>>);
+
+const MAX_COMMANDS: usize = 10_000;
+const COMMAND_MEMORY: Duration = Duration::from_secs(60);
+
+impl Commands {
+    fn seen(&self, command: &str) -> Option<(StatusCode, String)> {
+        let table = self.0.lock().ok()?;
+        table.get(command).filter(|(at, _)| at.elapsed() < COMMAND_MEMORY).map(|(_, answer)| answer.clone())
+    }
+
+    fn remember(&self, command: String, answer: (StatusCode, String)) {
+        let Ok(mut table) = self.0.lock() else { return };
+        if table.len() >= MAX_COMMANDS {
+            table.retain(|_, (at, _)| at.elapsed() < COMMAND_MEMORY);
+        }
+        if table.len() < MAX_COMMANDS {
+            table.insert(command, (Instant::now(), answer));
+        }
     }
 }

@@ -41,6 +41,10 @@ pub struct Api {
     pub peers: Arc<[Peer]>,
     /// Bearer token for `/v1`; without one, `/v1` answers loopback clients only.
     pub token: Option<String>,
+    /// The most verbs a posted application may hold (`--max-verbs`).
+    pub max_verbs: usize,
+    /// Answers to POSTs with a `command_id`.
+    pub commands: calls::Commands,
 }
 
 /// The client's address, for the loopback rule of `/v1`.
@@ -83,7 +87,7 @@ pub fn serve(addr: SocketAddr, api: Api) -> std::io::Result<SocketAddr> {
 fn router(api: Arc<Api>) -> Router {
     let v1 = Router::new()
         .route("/calls", get(calls::list))
-        .route("/calls/{call_sid}", get(calls::one))
+        .route("/calls/{call_sid}", get(calls::one).post(calls::update))
         .layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -7,7 +7,7 @@ pub mod route;
 use crate::hooks::worker::{Hooks, Msg, ReplySink};
 use crate::io::{Backend, Datagram, Waker};
 use crate::stream::{Outgoing, StreamSender};
-use baton_proto::{CallSummary, Engine, Flow, HookReply, Output, Stats, Transport};
+use baton_proto::{CallSummary, CallUpdate, Engine, Flow, HookReply, Output, Stats, Transport, UpdateError};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +43,8 @@ pub struct Mailbox {
 pub enum Query {
     /// Every live call of the shard.
     Calls(tokio::sync::oneshot::Sender<Vec<CallSummary>>),
+    /// An operator's update, for whichever shard has the call.
+    Update(Arc<str>, CallUpdate, tokio::sync::oneshot::Sender<Result<(), UpdateError>>),
 }
 
 /// How often an idle shard turns anyway: `/readyz` reads a shard that has not turned for
@@ -170,6 +172,9 @@ impl Running {
             while let Ok(query) = self.shard.mailbox.queries.try_recv() {
                 match query {
                     Query::Calls(answer) => drop(answer.send(self.shard.engine.call_summaries())),
+                    Query::Update(sid, update, answer) => {
+                        let _ = answer.send(self.shard.engine.update_call(now, &sid, update));
+                    }
                 }
             }
             self.shard.engine.handle_timeout(now);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
 use crate::stats::Stats;
-use crate::summary::CallSummary;
+use crate::summary::{CallSummary, CallUpdate, UpdateError};
 
 /// Option tags a request's Require header names (RFC 3261 §8.2.2.3); baton supports none,
 /// so any makes the request fail with 420, except on ACK and CANCEL.
@@ -191,6 +191,23 @@ impl Engine {
             _ => None,
         });
         live.collect()
+    }
+
+    /// Applies an operator's update to the call with this call_sid, if it is this
+    /// engine's and in progress. Finds it by walking the calls: for the operator's API.
+    pub fn update_call(&mut self, now: Instant, call_sid: &str, update: CallUpdate) -> Result<(), UpdateError> {
+        let found = self.calls.iter().find_map(|(k, s)| match &s.state {
+            State::Live(call) if &*call.sid == call_sid => Some(key_of(k)),
+            _ => None,
+        });
+        let key = found.ok_or(UpdateError::NotFound)?;
+        let Some(Slot { state: State::Live(call), .. }) = self.calls.get_mut(slot_key(key)) else {
+            return Err(UpdateError::NotFound);
+        };
+        let mut ctx = Ctx { now, cfg: &self.cfg, out: &mut self.out, ids: &mut self.ids, stats: &mut self.stats };
+        let applied = call.update(&mut ctx, update);
+        self.reschedule(now, key);
+        applied
     }
 
     /// Calls not ended yet.

@@ -47,7 +47,7 @@ pub use output::{Output, Transmit};
 pub use settings::Settings;
 pub use sip::Direction;
 pub use stats::{Stats, TransferOutcome};
-pub use summary::CallSummary;
+pub use summary::{CallSummary, CallUpdate, UpdateError};
 pub use timer::Wheel;
 pub use tokens::{parse_branch, tag_shard, Seed};
 pub use transport::{ConnId, Flow, Transport};

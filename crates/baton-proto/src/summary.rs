@@ -1,6 +1,7 @@
-//! What an operator sees of a call in progress: a snapshot, taken on the shard's thread and
-//! handed over as plain values.
+//! What an operator sees of a call in progress (a snapshot, taken on the shard's thread and
+//! handed over as plain values), and what an operator may ask of it.
 
+use crate::app::{Application, Hook};
 use std::sync::Arc;
 
 /// One call, as it stands.
@@ -24,4 +25,27 @@ pub struct CallSummary {
     pub verb: Option<&'static str>,
     /// A transfer in progress: the REFER's response and the last NOTIFY status, when seen.
     pub transfer: Option<(Option<u16>, Option<u16>)>,
+}
+
+/// What the operator asks of a call in progress (jambonz's `updateCall`).
+#[derive(Clone, Debug)]
+pub enum CallUpdate {
+    /// Run this application instead of the rest of the current one, now: a verb that
+    /// waits (a pause, a hook's answer) is cut short.
+    Application(Application),
+    /// Fetch the application from this hook (as the call hook is asked), then run it
+    /// instead of the rest.
+    Fetch(Hook),
+    /// Hang up: BYE (603 before the answer); a transfer in progress reports its end.
+    Hangup,
+}
+
+/// Why an update was not applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No call in progress has that call_sid (on this shard).
+    NotFound,
+    /// A transfer or a `sip:request` is waiting for its answer: the application cannot be
+    /// replaced under it.
+    Busy,
 }

@@ -16,7 +16,7 @@ mod tests;
 
 use crate::app::{Hook, Step};
 use crate::dialog::Dialog;
-use crate::event::{Event, Identity};
+use crate::event::{Detail, Event, Identity, Kind};
 use crate::hook::{Expect, HookJob, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
@@ -26,7 +26,7 @@ use crate::sip::uri::starts_with_ci;
 use crate::sip::write::{reason, Unwritable, Writer};
 use crate::sip::{sdp, Method};
 use crate::stats::Stats;
-use crate::summary::CallSummary;
+use crate::summary::{CallSummary, CallUpdate, UpdateError};
 use crate::tokens::Ids;
 use crate::transport::Flow;
 use crate::txn::{Again, Answered, ClientTxns, Response, TxnId};
@@ -622,6 +622,40 @@ impl Call {
             Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),
             Phase::Ended => {}
         }
+    }
+
+    /// Applies what the operator asks (docs/operating.md, "The HTTP endpoint").
+    pub fn update(&mut self, ctx: &mut Ctx<'_>, update: CallUpdate) -> Result<(), UpdateError> {
+        if self.phase() == Phase::Ended {
+            return Err(UpdateError::NotFound);
+        }
+        if let CallUpdate::Hangup = update {
+            self.caller_gone(ctx);
+            self.running = Running::Stopped;
+            self.hang_up(ctx, &[]);
+            return Ok(());
+        }
+        if matches!(self.running, Running::Refer { .. } | Running::Request { .. }) {
+            return Err(UpdateError::Busy);
+        }
+        // The verb that waits (a pause, a hook's answer, the ACK) is cut short.
+        if self.current.is_some() {
+            self.verb_status(ctx, "finished");
+            self.current = None;
+        }
+        match update {
+            CallUpdate::Application(app) => {
+                self.install(ctx, app);
+                self.running = Running::Idle;
+                self.advance(ctx);
+            }
+            CallUpdate::Fetch(hook) => {
+                let body = Payload::Event(Event(Kind::Call(payload::call_fields(self), Detail::Nothing)));
+                self.wait_for(ctx, &hook, body, Expect::Application, AfterHook::Replace);
+            }
+            CallUpdate::Hangup => {}
+        }
+        Ok(())
     }
 
     /// The call as an operator sees it.

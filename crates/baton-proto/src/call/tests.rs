@@ -147,3 +147,19 @@ fn a_hook_never_answered_is_given_up_at_hook_wait() {
     assert_eq!(b.next_deadline(&mut call), Duration::from_secs(7));
     assert_eq!(b.take().0, ["SIP/2.0 603 Decline"]);
 }
+
+#[test]
+fn an_update_cuts_a_wait_short_but_not_a_transfer() {
+    use crate::summary::{CallUpdate, UpdateError};
+    let (mut b, mut call) = Bench::new(json!([{"verb": "pause", "length": 60}]), |_| {});
+    b.ack(&mut call);
+    b.take();
+    let refer = parse_document(&json!([{"verb": "sip:refer", "referTo": "agent"}]).to_string()).unwrap();
+    assert_eq!(call.update(&mut b.ctx(), CallUpdate::Application(refer.clone())), Ok(()));
+    assert_eq!(b.take().0, ["REFER sip:alice@10.0.0.2 SIP/2.0"], "the pause is cut short");
+    assert_eq!(call.update(&mut b.ctx(), CallUpdate::Application(refer)), Err(UpdateError::Busy));
+    assert_eq!(call.summary().transfer, Some((None, None)));
+    assert_eq!(call.update(&mut b.ctx(), CallUpdate::Hangup), Ok(()));
+    assert_eq!(b.take().0, ["BYE sip:alice@10.0.0.2 SIP/2.0"]);
+    assert_eq!(call.update(&mut b.ctx(), CallUpdate::Hangup), Err(UpdateError::NotFound), "over");
+}
