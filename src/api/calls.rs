@@ -129,7 +129,7 @@ fn read_update(request: &Value, max_verbs: usize) -> Result<CallUpdate, String> 
 }
 
 /// Asks every shard; the one with the call applies it.
-async fn apply(api: &Api, call_sid: &str, update: CallUpdate) -> (StatusCode, String) {
+async fn apply(api: &Api, call_sid: &str, update: CallUpdate) -> Answer {
     let sid: Arc<str> = call_sid.into();
     let mut answers = Vec::with_capacity(api.peers.len());
     for peer in api.peers.iter() {
@@ -155,20 +155,23 @@ async fn apply(api: &Api, call_sid: &str, update: CallUpdate) -> (StatusCode, St
     }
 }
 
+/// An answer to a POST: status and body.
+type Answer = (StatusCode, String);
+
 /// Answers to POSTs that carried a `command_id`, for a minute (at most `MAX_COMMANDS`).
 #[derive(Default)]
-pub struct Commands(Mutex<HashMap<String, (Instant, (StatusCode, String))>>);
+pub struct Commands(Mutex<HashMap<String, (Instant, Answer)>>);
 
 const MAX_COMMANDS: usize = 10_000;
 const COMMAND_MEMORY: Duration = Duration::from_secs(60);
 
 impl Commands {
-    fn seen(&self, command: &str) -> Option<(StatusCode, String)> {
+    fn seen(&self, command: &str) -> Option<Answer> {
         let table = self.0.lock().ok()?;
         table.get(command).filter(|(at, _)| at.elapsed() < COMMAND_MEMORY).map(|(_, answer)| answer.clone())
     }
 
-    fn remember(&self, command: String, answer: (StatusCode, String)) {
+    fn remember(&self, command: String, answer: Answer) {
         let Ok(mut table) = self.0.lock() else { return };
         if table.len() >= MAX_COMMANDS {
             table.retain(|_, (at, _)| at.elapsed() < COMMAND_MEMORY);
