@@ -13,6 +13,9 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text, or as one JSON object each (for log shippers).
+    #[arg(long, global = true, value_name = "text|json", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Subcommand)]
@@ -85,12 +88,15 @@ enum Command {
 
 fn main() -> ExitCode {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    match Cli::parse().command {
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    match cli.log_format.as_str() {
+        "json" => logs.json().init(),
+        _ => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    match cli.command {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
         Command::Demo { rate, duration } => demo(rate, duration),

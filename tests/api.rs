@@ -154,6 +154,8 @@ fn parked_calls_are_transferred_one_by_one_with_a_post() {
     assert_eq!(rig.hooks.wait("/action", 6).len(), 6);
     let page = request(http, "GET", "/metrics", "", "").1;
     assert_eq!(sample(&page, "baton_transfers_total{outcome=\"succeeded\"}"), Some(6), "{page}");
+    assert_eq!(sample(&page, "baton_refer_accepted_seconds_count"), Some(6), "{page}");
+    assert_eq!(sample(&page, "baton_refer_final_seconds_bucket{le=\"+Inf\"}"), Some(6), "{page}");
     assert_eq!(sample(&page, "baton_calls_active"), Some(0));
     let shards: Vec<u64> =
         (0..2).filter_map(|i| sample(&page, &format!("baton_shard_calls_total{{shard=\"{i}\"}}"))).collect();

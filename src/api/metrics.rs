@@ -4,7 +4,7 @@
 use crate::hooks::counters::HookCounters;
 use crate::shard::Gauges;
 use crate::stream::Counters as StreamCounters;
-use baton_proto::{Refusal, Stats, TransferOutcome};
+use baton_proto::{Latency, Refusal, Stats, TransferOutcome};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,8 @@ impl Metrics {
         for (outcome, n) in TransferOutcome::ALL.iter().zip(s.transfers) {
             let _ = writeln!(out, "baton_transfers_total{{outcome=\"{}\"}} {n}", outcome.as_str());
         }
+        histogram(&mut out, "refer_accepted_seconds", "From a REFER to its 2xx.", &s.refer_accepted);
+        histogram(&mut out, "refer_final_seconds", "From a REFER to the NOTIFY with a final status.", &s.refer_final);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(out, "# HELP baton_{name} {help}\n# TYPE baton_{name} {kind}\nbaton_{name} {value}\n");
         };
@@ -162,4 +164,18 @@ impl Metrics {
         });
         out
     }
+}
+
+/// A Prometheus histogram: cumulative buckets, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, h: &Latency) {
+    let _ = write!(out, "# HELP baton_{name} {help}\n# TYPE baton_{name} histogram\n");
+    let mut total = 0;
+    for (bound, n) in Latency::BOUNDS.iter().zip(h.buckets) {
+        total += n;
+        let _ = writeln!(out, "baton_{name}_bucket{{le=\"{bound}\"}} {total}");
+    }
+    total += h.buckets[Latency::BOUNDS.len()];
+    let _ = writeln!(out, "baton_{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "baton_{name}_sum {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "baton_{name}_count {total}");
 }

@@ -46,7 +46,7 @@ pub use hook::{read_answer, Answer, Expect, HookJob, HookOutcome, HookReply, Pay
 pub use output::{Output, Transmit};
 pub use settings::Settings;
 pub use sip::Direction;
-pub use stats::{Stats, TransferOutcome};
+pub use stats::{Latency, Stats, TransferOutcome};
 pub use summary::{CallSummary, CallUpdate, UpdateError};
 pub use timer::Wheel;
 pub use tokens::{parse_branch, tag_shard, Seed};

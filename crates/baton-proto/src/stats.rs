@@ -23,6 +23,39 @@ pub struct Stats {
     pub edge_refused: [u64; 3],
     /// Transfers ended, by [`TransferOutcome`] (in `TransferOutcome::ALL`'s order).
     pub transfers: [u64; 7],
+    /// From the REFER to its 2xx.
+    pub refer_accepted: Latency,
+    /// From the REFER to the NOTIFY with a final status.
+    pub refer_final: Latency,
+}
+
+/// A latency histogram with fixed buckets, cheap to copy and to add up across shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// How many fell at or under each of [`Latency::BOUNDS`], and above the last.
+    pub buckets: [u64; 11],
+    /// Their sum, in microseconds.
+    pub sum_us: u64,
+}
+
+impl Latency {
+    /// The buckets' upper bounds, in seconds.
+    pub const BOUNDS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0];
+
+    /// Counts one.
+    pub fn record(&mut self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let i = Latency::BOUNDS.iter().position(|&b| secs <= b).unwrap_or(Latency::BOUNDS.len());
+        self.buckets[i] += 1;
+        self.sum_us = self.sum_us.saturating_add(took.as_micros() as u64);
+    }
+
+    fn add(&mut self, other: &Latency) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum_us += other.sum_us;
+    }
 }
 
 /// How a transfer ended, as `/metrics` counts it.
@@ -85,6 +118,8 @@ impl Stats {
             never_acked,
             edge_refused,
             transfers,
+            refer_accepted,
+            refer_final,
         } = *other;
         self.datagrams += datagrams;
         self.dropped += dropped;
@@ -100,5 +135,7 @@ impl Stats {
         for (mine, theirs) in self.transfers.iter_mut().zip(transfers) {
             *mine += theirs;
         }
+        self.refer_accepted.add(&refer_accepted);
+        self.refer_final.add(&refer_final);
     }
 }

@@ -83,6 +83,9 @@ fn happy_path_reports_every_notify_and_hangs_up() {
         assert_eq!(statuses[2]["call_termination_by"], "baton");
         assert_eq!(sim.gone, 1);
         assert_eq!(counted(&sim), [("succeeded", 1)]);
+        let (accepted, finished) = (sim.engine.stats.refer_accepted, sim.engine.stats.refer_final);
+        assert_eq!((accepted.buckets.iter().sum::<u64>(), finished.buckets.iter().sum::<u64>()), (1, 1));
+        assert!(finished.sum_us >= accepted.sum_us, "the final NOTIFY comes after the 202");
     });
 }
 

@@ -93,6 +93,11 @@ impl Transfer {
         self.refer_status
     }
 
+    /// Whether the far end took the REFER (a 2xx, or a NOTIFY before it).
+    pub fn accepted(&self) -> bool {
+        self.accepted_at.is_some()
+    }
+
     /// The last status a NOTIFY reported (100, 180, ...).
     pub fn last_status(&self) -> Option<u16> {
         self.last_status

@@ -66,11 +66,13 @@ impl Call {
         };
         self.reply(ctx, msg, core, src, 200, &[]);
         let status = sipfrag::status_line(msg.body).map(|(code, _)| code);
-        let Running::Refer { transfer, .. } = &mut self.running else { return };
+        let Running::Refer { transfer, since, .. } = &mut self.running else { return };
         if transfer.cseq != id {
             return;
         }
+        let was_accepted = transfer.accepted();
         let effect = transfer.on_notify(ctx.now, core.cseq.seq, status, terminated);
+        super::transfer::count_acceptance(ctx, was_accepted, transfer, *since);
         let refer_code = transfer.refer_status();
         if let Some(code) = effect.progress {
             self.fire_event_hook(ctx, code);

@@ -12,6 +12,7 @@ use crate::sip::digest;
 use crate::sip::parse::Message;
 use crate::sip::write::Unwritable;
 use crate::txn::TxnId;
+use std::time::Instant;
 
 impl Call {
     /// The REFER could not be written (a value would have changed its structure): the verb
@@ -52,6 +53,9 @@ impl Call {
             _ => (None, None),
         };
         ctx.stats.transfers[outcome.counted_as() as usize] += 1;
+        if let (Some(_), Running::Refer { since, .. }) = (outcome.final_status, &self.running) {
+            ctx.stats.refer_final.record(ctx.now - *since);
+        }
         tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
         let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id, unsent)));
@@ -102,7 +106,7 @@ impl Call {
             return false; // a challenge whose values cannot be written back is final
         };
         self.sub = Some(Subscription::new(cseq));
-        if let Running::Refer { transfer, txn, headers: kept, challenges } = &mut self.running {
+        if let Running::Refer { transfer, txn, headers: kept, challenges, .. } = &mut self.running {
             transfer.cseq = cseq;
             *txn = again;
             *kept = headers;
@@ -114,11 +118,13 @@ impl Call {
     /// A client transaction ended: with a final response, or timed out (408).
     pub(super) fn on_final(&mut self, ctx: &mut Ctx<'_>, txn: TxnId, code: u16, why: &str, refer_sub_false: bool) {
         match &mut self.running {
-            Running::Refer { transfer, txn: refer, .. } if *refer == txn => {
+            Running::Refer { transfer, txn: refer, since, .. } if *refer == txn => {
                 if code >= 300 {
                     self.sub = None;
                 }
+                let was_accepted = transfer.accepted();
                 let outcome = transfer.on_response(ctx.now, code, refer_sub_false);
+                count_acceptance(ctx, was_accepted, transfer, *since);
                 self.swml_status(ctx, Some(code), None);
                 if let Some(outcome) = outcome {
                     self.complete_refer(ctx, outcome, false);
@@ -135,5 +141,13 @@ impl Call {
             }
             _ => {}
         }
+    }
+}
+
+/// Counts the REFER's time to acceptance once: when the transfer has just become accepted
+/// (its 2xx, or a NOTIFY before it).
+pub(super) fn count_acceptance(ctx: &mut Ctx<'_>, was_accepted: bool, transfer: &refer::Transfer, since: Instant) {
+    if !was_accepted && transfer.accepted() {
+        ctx.stats.refer_accepted.record(ctx.now - since);
     }
 }

@@ -38,6 +38,8 @@ pub(super) enum Running {
         headers: Vec<(String, String)>,
         /// Challenges answered so far.
         challenges: u8,
+        /// When the first REFER left: the transfer's latencies count from then.
+        since: Instant,
     },
     Request {
         txn: TxnId,
@@ -123,7 +125,13 @@ impl Call {
                 };
                 let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
                 self.sub = Some(Subscription::new(cseq));
-                self.running = Running::Refer { transfer: Transfer::new(cseq, timeout), txn, headers, challenges: 0 };
+                self.running = Running::Refer {
+                    transfer: Transfer::new(cseq, timeout),
+                    txn,
+                    headers,
+                    challenges: 0,
+                    since: ctx.now,
+                };
             }
             Verb::Decline { status, reason: why, headers } => {
                 if self.phase() == Phase::Early {
