@@ -278,14 +278,16 @@ impl Call {
     fn transmit_written(&self, ctx: &mut Ctx<'_>, dst: Flow, written: Result<Vec<u8>, Unwritable>) {
         match written {
             Ok(bytes) => self.transmit(ctx, dst, bytes),
-            Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "answer not sent"),
+            Err(e) => {
+                tracing::error!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "answer not sent")
+            }
         }
     }
 
     /// Answers the INVITE with a code of baton's own and its standard reason phrase.
     fn answer_with(&mut self, ctx: &mut Ctx<'_>, code: u16, extra: &[(String, String)]) {
         if let Err(e) = self.respond_invite(ctx, code, reason(code), extra, None) {
-            tracing::error!(call_sid = %self.sid, code, error = %e, "answer to the INVITE not sent");
+            tracing::error!(call_sid = %self.sid, call_id = self.dialog.call_id(), code, error = %e, "answer to the INVITE not sent");
         }
     }
 
@@ -367,7 +369,7 @@ impl Call {
     /// The call_hook failed or the application cannot run: 480 with the reason.
     fn reject(&mut self, ctx: &mut Ctx<'_>, why: &str) {
         let why: String = why.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-        tracing::debug!(call_sid = %self.sid, reason = %why, "call rejected");
+        tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), reason = %why, "call rejected");
         if self.phase() == Phase::Early {
             self.answer_with(ctx, 480, &[("X-Reason".to_string(), why)]);
         }
@@ -382,7 +384,7 @@ impl Call {
             Phase::Early => {
                 let declined = self.respond_invite(ctx, 603, "Decline", headers, None);
                 if let Err(e) = declined {
-                    tracing::warn!(call_sid = %self.sid, error = %e, "hangup: headers left out");
+                    tracing::warn!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "hangup: headers left out");
                     let _ = self.respond_invite(ctx, 603, "Decline", &[], None);
                 }
                 self.end(ctx, Status::Failed, Some("baton"));
@@ -395,7 +397,7 @@ impl Call {
             }
             Phase::Confirmed => {
                 if let Err(e) = self.send_request(ctx, "BYE", headers, None) {
-                    tracing::warn!(call_sid = %self.sid, error = %e, "hangup: headers left out");
+                    tracing::warn!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "hangup: headers left out");
                     let _ = self.send_request(ctx, "BYE", &[], None);
                 }
                 self.end(ctx, Status::Completed, Some("baton"));
@@ -417,7 +419,9 @@ impl Call {
         let bytes = invite.map(|m| self.invite_response(&m, 200, "OK", &[], Some(("application/sdp", sdp.as_bytes()))));
         match bytes {
             Some(Ok(bytes)) => self.send_invite_response(ctx, 200, bytes),
-            Some(Err(e)) => tracing::error!(call_sid = %self.sid, error = %e, "200 not sent"),
+            Some(Err(e)) => {
+                tracing::error!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "200 not sent")
+            }
             None => {}
         }
         self.our_sdp = Some(sdp);
@@ -471,7 +475,9 @@ impl Call {
                     .then_some(("application/sdp", sdp.as_bytes()));
                 match w.finish(body) {
                     Ok(bytes) => self.answer_and_remember(ctx, msg, core, src, Again::Bytes(bytes.into())),
-                    Err(e) => tracing::error!(call_sid = %self.sid, error = %e, "session refresh not answered"),
+                    Err(e) => {
+                        tracing::error!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "session refresh not answered")
+                    }
                 }
             }
             Method::Options | Method::Info => self.reply(ctx, msg, core, src, 200, &[("Allow", ALLOW)]),
@@ -531,7 +537,7 @@ impl Call {
         let now = ctx.now;
         self.answered.retain(|a| a.until > now);
         for (txn, method) in self.client.poll(now, ctx.out) {
-            tracing::debug!(call_sid = %self.sid, ?method, "request timed out (Timer F)");
+            tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), ?method, "request timed out (Timer F)");
             self.on_final(ctx, txn, 408, "Request Timeout", false);
         }
         let ended = self.phase() == Phase::Ended;
@@ -540,7 +546,7 @@ impl Call {
             Some(Fired::NoAck) if !ended => {
                 // Without the ACK the caller's Contact was never confirmed: a BYE there
                 // could go to anyone the INVITE named (RFC 3261 §13.3.1.4).
-                tracing::debug!(call_sid = %self.sid, "no ACK for our 200; ending the call without BYE");
+                tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), "no ACK for our 200; ending the call without BYE");
                 ctx.stats.never_acked += 1;
                 self.end(ctx, Status::Failed, Some("baton"));
             }

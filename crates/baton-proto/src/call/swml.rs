@@ -130,12 +130,12 @@ impl Call {
 
     /// Runs a document fetched for `execute` or `transfer`; a failed fetch is skipped.
     pub(super) fn swml_fetched(&mut self, params: Map<String, Value>, execute: bool, outcome: HookOutcome) {
-        let sid = self.sid.clone();
+        let (sid, call_id) = (self.sid.clone(), self.dialog.call_id().to_string());
         let Some(m) = self.machine() else { return };
         match outcome {
             Ok(Answer::Application(Application(Doc::Swml(doc)))) => m.fetched(doc, params, execute),
-            Ok(_) => tracing::warn!(call_sid = %sid, "SWML fetch answered no document; going on"),
-            Err(e) => tracing::warn!(call_sid = %sid, error = %e, "SWML fetch failed; going on"),
+            Ok(_) => tracing::warn!(call_sid = %sid, call_id, "SWML fetch answered no document; going on"),
+            Err(e) => tracing::warn!(call_sid = %sid, call_id, error = %e, "SWML fetch failed; going on"),
         }
     }
 

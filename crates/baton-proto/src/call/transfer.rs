@@ -18,7 +18,7 @@ impl Call {
     /// The REFER could not be written (a value would have changed its structure): the verb
     /// fails as a REFER refused with 500 would, its actionHook says why, nothing is sent.
     pub(super) fn refer_not_sent(&mut self, ctx: &mut Ctx<'_>, e: Unwritable) {
-        tracing::info!(call_sid = %self.sid, error = %e, "REFER not sent");
+        tracing::info!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "REFER not sent");
         let outcome = Outcome { refer_status: 500, final_status: None, end: refer::End::NotSent };
         self.swml_refer_failed(&e);
         self.complete_refer_with(ctx, outcome, false, Some(&e));
@@ -56,7 +56,7 @@ impl Call {
         if let (Some(_), Running::Refer { since, .. }) = (outcome.final_status, &self.running) {
             ctx.stats.refer_final.record(ctx.now - *since);
         }
-        tracing::debug!(call_sid = %self.sid, refer_status = outcome.refer_status,
+        tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), refer_status = outcome.refer_status,
                        final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
         let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id, unsent)));
         self.swml_refer_done(&outcome);

@@ -87,7 +87,7 @@ impl Call {
                 Next::Step(step) => step,
                 Next::Waiting => return,
                 Next::End => {
-                    tracing::debug!(call_sid = %self.sid, "application ended");
+                    tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), "application ended");
                     self.running = Running::Stopped;
                     self.hang_up(ctx, &[]);
                     return;
@@ -141,7 +141,7 @@ impl Call {
                         Err(e) => self.reject(ctx, &format!("sip:decline: {e}")),
                     }
                 } else {
-                    tracing::warn!(call_sid = %self.sid, "sip:decline on an answered call is skipped");
+                    tracing::warn!(call_sid = %self.sid, call_id = self.dialog.call_id(), "sip:decline on an answered call is skipped");
                     self.finish_verb(ctx, None);
                 }
             }
@@ -207,7 +207,7 @@ impl Call {
             (AfterHook::Application, Err(why)) => return self.reject(ctx, &why),
             (AfterHook::Replace, Ok(Answer::Application(_))) if self.replaced >= ctx.cfg.max_redirects => {
                 let why = format!("more than {} redirects (--max-redirects)", ctx.cfg.max_redirects);
-                tracing::debug!(call_sid = %self.sid, reason = %why, "application ends");
+                tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), reason = %why, "application ends");
                 self.running = Running::Stopped;
                 return match self.phase() {
                     Phase::Early => self.reject(ctx, &why),
@@ -222,7 +222,7 @@ impl Call {
             (AfterHook::Replace, Ok(_)) => self.finish_redirect(ctx),
             (AfterHook::Replace, Err(why)) => {
                 // Debug, not warn: the hook side counts and logs failures once per period.
-                tracing::debug!(call_sid = %self.sid, error = %why, "hook failed; the application goes on");
+                tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %why, "hook failed; the application goes on");
                 self.finish_redirect(ctx);
             }
             (AfterHook::SwmlRequest { url, save }, outcome) => self.swml_request_done(&url, save, outcome),
