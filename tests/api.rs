@@ -187,3 +187,100 @@ fn a_post_hangs_up_or_fetches_the_application() {
     assert_eq!(bye.raw("X-Fetched").as_deref(), Some("yes"));
     assert_eq!(rig.hooks.wait("/fresh", 1)[0].body["call_id"], "fetch-1");
 }
+
+/// Checks `value` against the part of JSON Schema the document uses: type (one or
+/// several, null included), enum, required, properties, items, $ref.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.contains(&kind) {
+        return Err(format!("{at}: a {kind}, not {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    for field in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if value.get(field).is_none() {
+            return Err(format!("{at}: {field} is missing"));
+        }
+    }
+    for (field, sub) in schema["properties"].as_object().into_iter().flatten() {
+        if let Some(v) = value.get(field) {
+            conforms(doc, sub, v, &format!("{at}.{field}"))?;
+        }
+    }
+    for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+        conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// Every route, and its refusals, answers with a status the OpenAPI document lists and a
+/// body its schema allows; the document served is the one in the repository.
+#[test]
+fn every_route_answers_as_the_openapi_document_says() {
+    let (rig, http) = rig(Some("t0ken"));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
+    let served: Value = serde_json::from_str(&request(http, "GET", "/openapi.json", "", "").1).unwrap();
+    assert_eq!(served, doc);
+    let mut leg = rig.carrier.call("documented-1");
+    let auth = "Authorization: Bearer t0ken\r\nContent-Type: application/json\r\n";
+    let list: Value = serde_json::from_str(&request(http, "GET", "/v1/calls", auth, "").1).unwrap();
+    let sid = list["calls"][0]["call_sid"].as_str().unwrap().to_string();
+    let hangup = json!({"call_status": "completed"}).to_string();
+    let refer = json!({"verbs": [{"verb": "sip:refer", "referTo": "agent"}]}).to_string();
+    let cases: Vec<(&str, String, &str, String, u16)> = vec![
+        ("get", "/healthz".into(), "", String::new(), 200),
+        ("get", "/readyz".into(), "", String::new(), 200),
+        ("get", "/metrics".into(), "", String::new(), 200),
+        ("get", "/openapi.json".into(), "", String::new(), 200),
+        ("get", "/v1/calls?limit=10".into(), auth, String::new(), 200),
+        ("get", "/v1/calls".into(), "", String::new(), 401),
+        ("get", format!("/v1/calls/{sid}"), auth, String::new(), 200),
+        ("get", "/v1/calls/nobody".into(), auth, String::new(), 404),
+        ("post", format!("/v1/calls/{sid}"), auth, "{\"verbs\": [{\"verb\": \"play\"}]}".into(), 400),
+        ("post", "/v1/calls/nobody".into(), auth, hangup.clone(), 404),
+        ("post", format!("/v1/calls/{sid}"), auth, refer.clone(), 200),
+        ("post", format!("/v1/calls/{sid}"), auth, refer, 409),
+    ];
+    for (method, path, headers, body, want) in cases {
+        let (status, answer) = request(http, &method.to_uppercase(), &path, headers, &body);
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        let template =
+            if path.starts_with("/v1/calls/") { "/v1/calls/{call_sid}" } else { path.split('?').next().unwrap() };
+        let op = &doc["paths"][template][method];
+        let documented = &op["responses"][status.to_string()];
+        assert!(documented.is_object(), "{method} {path}: {status} is not documented");
+        if let Some(schema) = documented["content"]["application/json"].get("schema") {
+            let value: Value =
+                serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{method} {path}: {e}: {answer}"));
+            conforms(&doc, schema, &value, &format!("{method} {path}")).unwrap();
+        }
+        if let Some(schema) = op["requestBody"]["content"]["application/json"].get("schema") {
+            conforms(&doc, schema, &serde_json::from_str(&body).unwrap(), &format!("{method} {path} request")).unwrap();
+        }
+    }
+    // The transfer the POST started is under way (hence the 409): let it finish.
+    let refer = rig.carrier.expect_request("REFER");
+    leg.respond(&refer, 603, "");
+    let bye = rig.carrier.expect_request("BYE");
+    leg.respond(&bye, 200, "");
+}

@@ -97,7 +97,7 @@ pub async fn update(State(api): State<Arc<Api>>, Path(call_sid): Path<String>, b
     };
     let command = request.get("command_id").and_then(Value::as_str).map(|c| format!("{call_sid}/{c}"));
     if let Some(answer) = command.as_deref().and_then(|c| api.commands.seen(c)) {
-        return answer.into_response();
+        return respond(answer);
     }
     let answer = match read_update(&request, api.max_verbs) {
         Ok(update) => apply(&api, &call_sid, update).await,
@@ -106,7 +106,15 @@ pub async fn update(State(api): State<Arc<Api>>, Path(call_sid): Path<String>, b
     if let Some(command) = command {
         api.commands.remember(command, answer.clone());
     }
-    answer.into_response()
+    respond(answer)
+}
+
+/// A success is JSON; a refusal says why in a line or more of text.
+fn respond((status, body): Answer) -> Response {
+    match status {
+        StatusCode::OK => (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        _ => (status, body).into_response(),
+    }
 }
 
 fn read_update(request: &Value, max_verbs: usize) -> Result<CallUpdate, String> {

@@ -31,6 +31,8 @@ const MAX_BUFFER: usize = 16 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest request body read.
 const MAX_BODY: usize = 64 * 1024;
+/// The API, described (and checked against the routes by `tests/api.rs`).
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
 /// A shard that has not turned for this long is stuck (it turns every `shard::HEARTBEAT`).
 const STUCK: Duration = Duration::from_secs(5);
 
@@ -93,6 +95,7 @@ fn router(api: Arc<Api>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .nest("/v1", v1)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
