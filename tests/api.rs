@@ -241,7 +241,7 @@ fn every_route_answers_as_the_openapi_document_says() {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
     let served: Value = serde_json::from_str(&request(http, "GET", "/openapi.json", "", "").1).unwrap();
     assert_eq!(served, doc);
-    let mut leg = rig.carrier.call("documented-1");
+    let leg = rig.carrier.call("documented-1");
     let auth = "Authorization: Bearer t0ken\r\nContent-Type: application/json\r\n";
     let list: Value = serde_json::from_str(&request(http, "GET", "/v1/calls", auth, "").1).unwrap();
     let sid = list["calls"][0]["call_sid"].as_str().unwrap().to_string();
