@@ -418,6 +418,95 @@ impl Options {
     }
 }
 
+impl Options {
+    /// The configuration baton would run with, every key with its value (a default where
+    /// nothing was given), as TOML that reads back the same: what `baton config` prints.
+    /// Secrets show as set or not, as comments, never their value. Checked as `serve`
+    /// checks it.
+    pub fn effective(&self) -> Result<String, String> {
+        let c = self.clone().into_server_config()?;
+        let (s, h) = (&c.settings, &c.hooks);
+        let text = |v: &str| toml::Value::String(v.to_string()).to_string();
+        let path = |p: &std::path::Path| text(&p.display().to_string());
+        let list = |items: Vec<String>| format!("[{}]", items.iter().map(|i| text(i)).collect::<Vec<_>>().join(", "));
+        let secs = |d: Duration| format!("{:?}", d.as_secs_f64());
+        let ms = |d: Duration| d.as_millis().to_string();
+        let mut listen: Vec<String> = c.listen.iter().map(|a| format!("udp:{a}")).collect();
+        listen.extend(c.streams.listen.iter().map(|(t, a)| format!("{t}:{a}")));
+        let tls = c.streams.tls.as_ref();
+        let batch = h.batch.as_ref();
+        let keys: Vec<(&str, Option<String>)> = vec![
+            ("listen", Some(list(listen))),
+            ("tls_cert", tls.map(|t| path(&t.cert))),
+            ("tls_key", tls.map(|t| path(&t.key))),
+            ("tls_ca", tls.and_then(|t| t.ca.as_deref()).map(path)),
+            ("tcp_idle", Some(secs(c.streams.limits.idle))),
+            ("tcp_per_source", Some(c.streams.limits.per_source.to_string())),
+            ("tcp_max_connections", Some(c.streams.limits.max_connections.to_string())),
+            ("call_hook", self.call_hook.as_deref().map(text)),
+            ("call_status_hook", s.status_hook.as_ref().map(|h| text(&h.url))),
+            ("app", self.app.as_deref().map(path)),
+            ("hook_base", h.base.as_ref().map(|u| text(u.as_str()))),
+            ("allow", Some(list(s.edge.allow.iter().map(ToString::to_string).collect()))),
+            ("source_rate", Some(format!("{:?}", s.edge.invite_rate))),
+            ("source_burst", Some(format!("{:?}", s.edge.invite_burst))),
+            ("source_unconfirmed", Some(s.edge.unconfirmed.to_string())),
+            ("max_redirects", Some(s.max_redirects.to_string())),
+            ("max_verbs", Some(h.max_verbs.to_string())),
+            ("swml_max_value", Some(s.swml_limits.value.to_string())),
+            ("swml_max_vars", Some(s.swml_limits.total.to_string())),
+            ("hook_max_answer", Some(h.max_answer.to_string())),
+            ("hook_connections", Some(h.connections.to_string())),
+            ("refer_domain", s.refer_domain.as_deref().map(text)),
+            ("notify_timeout", Some(secs(s.notify_timeout))),
+            ("hook_wait", Some(secs(s.hook_wait))),
+            ("sdp_direction", Some(text(&format!("{:?}", s.sdp_direction).to_lowercase()))),
+            ("public_ip", s.public_ip.map(|ip| text(&ip.to_string()))),
+            ("max_calls", Some(s.max_calls.to_string())),
+            ("max_message_size", Some(s.max_message_size.to_string())),
+            ("max_headers", Some(s.max_headers.to_string())),
+            ("t1_ms", Some(ms(s.timers.t1))),
+            ("t2_ms", Some(ms(s.timers.t2))),
+            ("t4_ms", Some(ms(s.timers.t4))),
+            ("hook_timeout_ms", Some(ms(h.timeout))),
+            ("hook_retries", Some(h.retries.to_string())),
+            ("hook_backoff_ms", Some(ms(h.backoff))),
+            ("hook_queue", Some(h.queue.to_string())),
+            ("hook_batch_url", batch.map(|b| text(b.url.as_str()))),
+            ("hook_batch_max", batch.map(|b| b.max.to_string())),
+            ("hook_batch_linger", batch.map(|b| ms(b.linger))),
+            ("dead_letter", Some(path(&h.dead_letter))),
+            ("shutdown_grace", Some(secs(c.grace))),
+            ("hook_flush", Some(secs(h.flush))),
+            ("http", c.metrics.map(|a| text(&a.to_string()))),
+            ("shards", Some(c.shards.to_string())),
+            ("io", Some(text(&format!("{:?}", c.io).to_lowercase()))),
+            ("coalesce_us", Some(c.coalesce.as_micros().to_string())),
+            ("pin", Some(c.pin.to_string())),
+            ("account_sid", s.account_sid.as_deref().map(text)),
+            ("application_sid", s.application_sid.as_deref().map(text)),
+            ("project_id", Some(text(&s.project_id))),
+            ("space_id", Some(text(&s.space_id))),
+            ("node_id", Some(text(&s.node_id))),
+        ];
+        let mut out = String::new();
+        for (key, value) in keys {
+            match value {
+                Some(v) => out.push_str(&format!("{key} = {v}\n")),
+                None => out.push_str(&format!("# {key} (unset)\n")),
+            }
+        }
+        for (key, set) in [("webhook_secret", h.secret.is_some()), ("api_token", c.api_token.is_some())] {
+            out.push_str(&format!("# {key} ({})\n", if set { "set, not shown" } else { "unset" }));
+        }
+        if let Some(env) = &s.env_vars {
+            let table = toml::Value::try_from(env).map_err(|e| format!("env_vars: {e}"))?;
+            out.push_str(&format!("\n[env_vars]\n{}", toml::to_string(&table).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+}
+
 /// A rate or count flag: a finite number, 0 or more.
 fn at_least_zero(flag: &str, value: Option<f64>, default: f64) -> Result<f64, String> {
     match value {

@@ -79,6 +79,15 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 5000)]
         hook_timeout_ms: u64,
     },
+    /// Print the configuration `serve` would run with, every key with its value (defaults
+    /// included), as TOML; a bad one is explained as `serve` would.
+    Config {
+        /// A TOML file with any of `serve`'s flags (snake_case keys); flags win.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: Box<Options>,
+    },
     /// Validate application documents: prints each problem, exits 1 if there is any.
     Check {
         #[arg(required = true)]
@@ -99,6 +108,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, options } => serve(config, *options),
         Command::Check { files } => check(&files),
+        Command::Config { config, options } => match merged(config, *options).and_then(|o| o.effective()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Demo { rate, duration } => demo(rate, duration),
         Command::Load { target, rate, duration, calls, bind, shards, hook_sink, transport, tls_ca } => {
             load(&baton::load::LoadConfig {
@@ -121,10 +137,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The flags over the file, if there is one.
+fn merged(config: Option<PathBuf>, flags: Options) -> Result<Options, String> {
+    Ok(match config.as_deref().map(Options::from_file).transpose()? {
+        Some(file) => flags.over(file),
+        None => flags,
+    })
+}
+
 fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
-    let options = match config.as_deref().map(Options::from_file).transpose() {
-        Ok(Some(file)) => flags.over(file),
-        Ok(None) => flags,
+    let options = match merged(config, flags) {
+        Ok(options) => options,
         Err(e) => return fail(&e),
     };
     let config = match options.into_server_config() {

@@ -49,3 +49,39 @@ fn serve_explains_a_bad_configuration() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("verb 0 (sip:refer), property \"referTo\": is required"));
 }
+
+#[test]
+fn config_prints_every_key_with_its_effective_value_and_reads_back() {
+    let app = write("config-app.json", r#"[{"verb": "sip:refer", "referTo": "agent"}]"#);
+    let out =
+        baton().args(["config", "--max-calls", "7", "--webhook-secret", "hush", "--app"]).arg(&app).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "max_calls = 7",
+        "notify_timeout = 15.0",
+        "t1_ms = 500",
+        "listen = [\"udp:0.0.0.0:5060\"]",
+        "# call_status_hook (unset)",
+        "# webhook_secret (set, not shown)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    assert!(!text.contains("hush"), "a secret is never printed");
+    // What it prints is a configuration file that gives the same configuration.
+    let file = write("effective.toml", &text);
+    let again = baton().args(["config", "--webhook-secret", "hush", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    let file = write("unknown.toml", "max_calls = 3\nmax_call = 4\n");
+    let out = baton().args(["config", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field `max_call`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
