@@ -323,7 +323,9 @@ impl Deliverer {
                 url.set_fragment(None);
                 url.to_string()
             }
-            Err(e) => return tracing::warn!(call_sid = %job.call_sid, error = %e, "event not sent"),
+            Err(e) => {
+                return tracing::warn!(call_sid = %job.call_sid, call_id = %job.call_id, error = %e, "event not sent")
+            }
         };
         let stamped = matches!(job.body, Payload::Stamped(_));
         let mut element = job.body.into_json().unwrap_or_default();

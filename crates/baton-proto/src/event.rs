@@ -25,7 +25,7 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub(crate) struct Identity {
     pub call_sid: Arc<str>,
-    pub call_id: Box<str>,
+    pub call_id: Arc<str>,
     pub trace_id: String,
     pub from_user: String,
     pub to_user: String,

@@ -12,6 +12,8 @@ use std::time::Instant;
 pub struct HookJob {
     /// Jobs of one call are delivered in order.
     pub call_sid: Arc<str>,
+    /// The call's SIP Call-ID, for the logs.
+    pub call_id: Arc<str>,
     /// Where it goes and how.
     pub hook: Hook,
     /// What it carries.

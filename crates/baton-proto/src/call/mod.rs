@@ -210,6 +210,7 @@ impl Call {
             expect.map(|expect| ReplyTo { shard: ctx.ids.shard(), call: self.key, token: self.hook_seq, expect });
         ctx.out.push_back(Output::Hook(HookJob {
             call_sid: self.sid.clone(),
+            call_id: self.identity.call_id.clone(),
             hook: hook.clone(),
             body,
             reply,
