@@ -3,7 +3,7 @@
 use crate::api::{Api, Metrics, ShardMetrics};
 use crate::hooks::worker::{Delivery, HookSettings, Hooks};
 use crate::io::{IoMode, Waker};
-use crate::shard::{reply_sink, Control, Mailbox, Peer, Shard, HANDOFF_QUEUE};
+use crate::shard::{reply_sink, Control, Gauges, Mailbox, Peer, Shard, HANDOFF_QUEUE};
 use crate::stream::{StreamSettings, Streams};
 use baton_proto::{Admission, Engine, Settings, Stats, Transport};
 use socket2::Socket;
@@ -98,7 +98,9 @@ impl Server {
             mailboxes.push(Mailbox { handoffs: handoffs_rx, replies: replies_rx, queries: queries_rx });
         }
         let peers: Arc<[Peer]> = peers.into();
-        let gauges: Vec<_> = (0..shards).map(|_| Arc::default()).collect();
+        // A shard counts as turning from its start: /readyz may be asked before its first turn.
+        let started = Gauges { turned_at: Some(std::time::Instant::now()), ..Gauges::default() };
+        let gauges: Vec<_> = (0..shards).map(|_| Arc::new(std::sync::Mutex::new(started))).collect();
         let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
         let streams = match config.streams.listen.is_empty() {
             true => None,

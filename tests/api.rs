@@ -298,3 +298,34 @@ fn every_route_answers_as_the_openapi_document_says() {
     let bye = rig.carrier.expect_request("BYE");
     leg.respond(&bye, 200, "");
 }
+
+/// While the hook queue is nearly full (a slow status endpoint here), new calls are refused
+/// and `/readyz` says why; once the hooks drain it is ready again.
+#[test]
+fn readyz_is_503_while_the_hook_queue_is_nearly_full() {
+    let hooks = HookServer::start();
+    app(&hooks, json!([{"verb": "pause", "length": 5}]));
+    hooks.reply_after("/status", 200, "", Duration::from_millis(1500));
+    let server =
+        start_server(settings(&hooks), &hooks, |h| h.queue = 8, |c| c.metrics = Some("127.0.0.1:0".parse().unwrap()));
+    let http = server.metrics_addr().unwrap();
+    let carrier = Carrier::new(server.local_addrs()[0]);
+    for i in 0..6 {
+        carrier.send(&carrier.invite_text(&format!("queue-{i}"), ""));
+    }
+    let until = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = request(http, "GET", "/readyz", "", "");
+            if status == want {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered {want}: {status} {body}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let why = until(503);
+    assert!(why.contains("hook queue is nearly full"), "{why}");
+    assert_eq!(until(200), "ready\n");
+    server.stop();
+}
