@@ -40,11 +40,27 @@ pub fn check_verb_count(value: &Value, max: usize) -> Result<(), Vec<DocError>> 
 fn document_value(text: &str) -> Result<Value, Vec<DocError>> {
     let trimmed = text.trim_start();
     let value: Value = if trimmed.starts_with(['[', '{']) {
-        serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}")))?
+        serde_json::from_str(text).map_err(|e| doc_error(format!("not valid JSON: {e}{}", plus_hint(text, &e))))?
     } else {
         serde_norway::from_str(text).map_err(|e| doc_error(format!("neither JSON nor valid YAML: {e}")))?
     };
     Ok(value)
+}
+
+/// Two of the seed pages write a number as `+4915683084809`, which JSON does not allow:
+/// when that is where the parser stopped, say so, and what to write instead.
+fn plus_hint(text: &str, e: &serde_json::Error) -> String {
+    let Some(line) = text.lines().nth(e.line().saturating_sub(1)) else { return String::new() };
+    let upto = line.get(..e.column().min(line.len())).unwrap_or(line);
+    let Some(plus) = upto.rfind('+') else { return String::new() };
+    if !upto[..plus].trim_end().ends_with([':', '[', ',']) {
+        return String::new();
+    }
+    let digits: String = line[plus + 1..].chars().take_while(char::is_ascii_digit).collect();
+    match digits.is_empty() {
+        true => String::new(),
+        false => format!(" (a JSON number cannot start with '+': write \"+{digits}\", a string)"),
+    }
 }
 
 /// A whole application from a parsed value.
@@ -57,4 +73,19 @@ pub fn application(value: &Value) -> Result<Application, Vec<DocError>> {
         return Err(doc_error("the document holds no verbs"));
     }
     Ok(Application::verbs(steps))
+}
+
+#[cfg(test)]
+mod plus {
+    use super::*;
+
+    #[test]
+    fn a_number_written_with_a_leading_plus_is_explained() {
+        let doc = "[{\"verb\": \"sip:refer\",\n  \"referTo\": +4915683084809}]";
+        let problems = parse_document(doc).unwrap_err();
+        let text = problems[0].to_string();
+        assert!(text.contains("write \"+4915683084809\", a string"), "{text}");
+        let other = parse_document("[{\"verb\": \"sip:refer\", \"referTo\": }]").unwrap_err()[0].to_string();
+        assert!(!other.contains("cannot start with '+'"), "{other}");
+    }
 }
