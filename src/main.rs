@@ -3,7 +3,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use baton::config::Options;
 use baton::server::Server;
-use baton_proto::parse_document;
+use baton_proto::{parse_document, parse_document_within};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,9 +88,17 @@ enum Command {
         #[command(flatten)]
         options: Box<Options>,
     },
-    /// Validate application documents: prints each problem, exits 1 if there is any.
+    /// Validate application documents, and a configuration file with its trunk profiles:
+    /// prints each problem, exits 1 if there is any.
     Check {
-        #[arg(required = true)]
+        /// A configuration file, checked as `serve` would check it; documents are then
+        /// checked under its rules (`media`, `max_verbs`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Check documents as a server with `--media skip` would load them.
+        #[arg(long, value_enum, value_name = "refuse|skip")]
+        media: Option<baton::config::MediaArg>,
+        #[arg(required_unless_present = "config")]
         files: Vec<PathBuf>,
     },
 }
@@ -107,7 +115,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve { config, options } => serve(config, *options),
-        Command::Check { files } => check(&files),
+        Command::Check { config, media, files } => check(config.as_deref(), media, &files),
         Command::Config { config, options } => match merged(config, *options).and_then(|o| o.effective()) {
             Ok(text) => {
                 print!("{text}");
@@ -203,12 +211,32 @@ fn serve(config: Option<PathBuf>, flags: Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(config: Option<&std::path::Path>, media: Option<baton::config::MediaArg>, files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
+    let mut rules =
+        baton_proto::DocRules { media: media.map_or_else(Default::default, Into::into), ..Default::default() };
+    if let Some(path) = config {
+        match Options::from_file(path).and_then(|o| o.over(Options::default()).into_server_config()) {
+            Ok(server) => {
+                let profiles: Vec<&str> = server.settings.profiles.iter().map(|p| p.name.as_str()).collect();
+                println!("{}: ok ({} trunk profiles: {})", path.display(), profiles.len(), profiles.join(", "));
+                rules = baton_proto::DocRules {
+                    media: media.map_or(server.hooks.rules.media, Into::into),
+                    ..server.hooks.rules
+                };
+            }
+            Err(e) => {
+                ok = false;
+                for line in e.lines().filter(|l| !l.trim().is_empty()) {
+                    println!("{}: {}", path.display(), line.trim());
+                }
+            }
+        }
+    }
     for path in files {
-        let result = std::fs::read_to_string(path)
-            .map_err(|e| vec![e.to_string()])
-            .and_then(|text| parse_document(&text).map_err(|errors| errors.iter().map(ToString::to_string).collect()));
+        let result = std::fs::read_to_string(path).map_err(|e| vec![e.to_string()]).and_then(|text| {
+            parse_document_within(&text, rules).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        });
         match result {
             Ok(app) => println!("{}: ok ({})", path.display(), app.summary()),
             Err(problems) => {

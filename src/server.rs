@@ -113,8 +113,8 @@ impl Server {
         };
         let metrics_addr = match config.metrics {
             Some(addr) => {
-                let (peers, token, max_verbs) = (peers.clone(), config.api_token, config.hooks.max_verbs);
-                Some(crate::api::serve(addr, Api { metrics, peers, token, max_verbs, commands: Default::default() })?)
+                let (peers, token, rules) = (peers.clone(), config.api_token, config.hooks.rules);
+                Some(crate::api::serve(addr, Api { metrics, peers, token, rules, commands: Default::default() })?)
             }
             None => None,
         };

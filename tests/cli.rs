@@ -85,3 +85,64 @@ fn an_unknown_key_in_the_file_is_named() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+const PROFILES: &str = r#"
+call_hook = "http://127.0.0.1:9/call"
+
+[[profile]]
+name = "twilio"
+sources = ["54.172.60.0/23", "34.203.250.0/23"]
+scheme = "tel"
+plus = "add"
+
+[[profile]]
+name = "teams"
+sources = ["52.112.0.0/14"]
+request_host = "sbc.example.com"
+bye_after_success = "wait:2000"
+headers = { X-MS-Tenant = "contoso" }
+"#;
+
+#[test]
+fn check_config_validates_trunk_profiles() {
+    let good = write("profiles.toml", PROFILES);
+    let out = baton().args(["check", "--config"]).arg(&good).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok (2 trunk profiles: twilio, teams)"), "{text}");
+
+    let bad = write(
+        "bad-profiles.toml",
+        "call_hook = \"http://127.0.0.1:9/call\"\n[[profile]]\nname = \"x\"\nsources = [\"10.0.0.0/40\"]\n\
+         plus = \"double\"\nreferred_by = \"\"\nbye_after_success = \"wait:soon\"\n",
+    );
+    let doc = write("with-config.json", r#"[{"verb": "play", "url": "x.wav"}, {"verb": "sip:refer", "referTo": "a"}]"#);
+    let out = baton().args(["check", "--config"]).arg(&bad).arg(&doc).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "profile \"x\": sources: \"10.0.0.0/40\": the prefix length must be a number from 0 to 32",
+        "profile \"x\": plus: \"double\": must be \"keep\", \"add\" or \"strip\"",
+        "profile \"x\": referred_by: must be \"transferee\", \"none\" or an address",
+        "profile \"x\": bye_after_success: \"wait:soon\": must be",
+        "verb 0 (play): play: needs media",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    // Under `--media skip` the same document loads.
+    let out = baton().args(["check", "--media", "skip"]).arg(&doc).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn config_prints_profiles_that_read_back() {
+    let file = write("profiles-effective.toml", PROFILES);
+    let out = baton().args(["config", "--config"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("[[profile]]\nname = \"twilio\""), "{text}");
+    assert!(text.contains("media = \"refuse\""), "{text}");
+    let again = write("profiles-again.toml", &text);
+    let out = baton().args(["config", "--config"]).arg(&again).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+}

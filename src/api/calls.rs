@@ -8,7 +8,7 @@ use axum::extract::{Path, Query as Params, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use baton_proto::{parse_document_within, CallSummary, CallUpdate, Hook, UpdateError};
+use baton_proto::{parse_document_within, CallSummary, CallUpdate, DocRules, Hook, UpdateError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ pub async fn update(State(api): State<Arc<Api>>, Path(call_sid): Path<String>, b
     if let Some(answer) = command.as_deref().and_then(|c| api.commands.seen(c)) {
         return respond(answer);
     }
-    let answer = match read_update(&request, api.max_verbs) {
+    let answer = match read_update(&request, api.rules) {
         Ok(update) => apply(&api, &call_sid, update).await,
         Err(why) => (StatusCode::BAD_REQUEST, why),
     };
@@ -117,9 +117,9 @@ fn respond((status, body): Answer) -> Response {
     }
 }
 
-fn read_update(request: &Value, max_verbs: usize) -> Result<CallUpdate, String> {
+fn read_update(request: &Value, rules: DocRules) -> Result<CallUpdate, String> {
     if let Some(verbs) = request.get("verbs") {
-        return parse_document_within(&verbs.to_string(), max_verbs)
+        return parse_document_within(&verbs.to_string(), rules)
             .map(CallUpdate::Application)
             .map_err(|errors| errors.iter().map(|e| format!("{e}\n")).collect::<String>());
     }

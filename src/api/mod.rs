@@ -43,8 +43,8 @@ pub struct Api {
     pub peers: Arc<[Peer]>,
     /// Bearer token for `/v1`; without one, `/v1` answers loopback clients only.
     pub token: Option<String>,
-    /// The most verbs a posted application may hold (`--max-verbs`).
-    pub max_verbs: usize,
+    /// What a posted application may hold (`--max-verbs`, `--media`).
+    pub rules: baton_proto::DocRules,
     /// Answers to POSTs with a `command_id`.
     pub commands: calls::Commands,
 }

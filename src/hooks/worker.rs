@@ -10,7 +10,7 @@ use super::policy::{backoff, Failure, Policy};
 use super::quiet::Quiet;
 use super::sign::{baton_signature, jambonz_signature};
 use base64::Engine as _;
-use baton_proto::{Answer, Expect, HookJob, HookReply, HttpMethod, Payload};
+use baton_proto::{Answer, DocRules, Expect, HookJob, HookReply, HttpMethod, Media, Payload};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,7 +42,8 @@ pub struct HookSettings {
     /// Requests in flight to one destination (scheme, host and port); more wait their turn.
     pub connections: usize,
     /// Most verbs in an application a hook answers with.
-    pub max_verbs: usize,
+    /// What a hook's answer may hold (`--max-verbs`, `--media`).
+    pub rules: DocRules,
 }
 
 impl Default for HookSettings {
@@ -60,7 +61,7 @@ impl Default for HookSettings {
             batch: None,
             max_answer: 1024 * 1024,
             connections: 256,
-            max_verbs: 1000,
+            rules: DocRules { max_verbs: 1000, media: Media::Refuse },
         }
     }
 }
@@ -287,7 +288,7 @@ impl Deliverer {
         let outcome = match (result, reply.expect) {
             (Ok((status, body)), Expect::Http) => Ok(Answer::Http { status, body }),
             (Ok((status, body)), expect) if (200..300).contains(&status) => {
-                baton_proto::read_answer(&body, expect, self.settings.max_verbs)
+                baton_proto::read_answer(&body, expect, self.settings.rules)
             }
             (Ok((status, _)), _) => Err(format!("the application's hook answered HTTP {status}")),
             (Err(e), _) => Err(format!("the application's hook failed: {e}")),

@@ -3,6 +3,7 @@
 //! baton's hook workers render it on their own threads, so a shard builds no JSON for the
 //! hooks a transfer sends (docs/measurements.md has the instructions this saved).
 
+use crate::call::refer::Attempt;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,15 @@ pub struct Event(pub(crate) Kind);
 pub(crate) enum Kind {
     /// jambonz's eventHook `transfer-status`: a NOTIFY's status (docs/behaviour.md §2.3).
     TransferStatus { call_sid: Arc<str>, code: u16, verb_id: Option<String> },
+    /// baton's eventHook `transfer-attempt`: one target of a `referTo` array ended
+    /// (docs/behaviour.md §2.5).
+    TransferAttempt {
+        call_sid: Arc<str>,
+        verb_id: Option<String>,
+        index: usize,
+        attempt: Attempt,
+        error: Option<String>,
+    },
     /// The call's fields, and what this hook adds to them.
     Call(CallFields, Detail),
     /// A body built as JSON (the call hook's INVITE, SWML's, `verb:status`).
@@ -54,7 +64,14 @@ pub(crate) enum Detail {
     /// The call status hook (docs/behaviour.md §1.8).
     Status { termination_by: Option<&'static str>, duration: Option<u64> },
     /// A sip:refer actionHook (docs/behaviour.md §2.4): integers, as jambonz sends them.
-    Refer { refer_status: u16, final_status: Option<u16>, verb_id: Option<String>, error: Option<String> },
+    /// `attempts`: every target tried, when `referTo` was an array.
+    Refer {
+        refer_status: u16,
+        final_status: Option<u16>,
+        verb_id: Option<String>,
+        error: Option<String>,
+        attempts: Vec<Attempt>,
+    },
     /// A sip:request actionHook.
     Request { code: u16, reason: String, error: Option<String> },
 }
@@ -71,6 +88,19 @@ impl Event {
                 let mut body = json!({"event": "transfer-status", "call_status": code, "call_sid": &**call_sid});
                 if let Some(id) = verb_id {
                     body["verb_id"] = json!(id);
+                }
+                body
+            }
+            Kind::TransferAttempt { call_sid, verb_id, index, attempt, error } => {
+                let mut body = attempt_json(attempt);
+                body["event"] = json!("transfer-attempt");
+                body["call_sid"] = json!(&**call_sid);
+                body["target_index"] = json!(index);
+                if let Some(id) = verb_id {
+                    body["verb_id"] = json!(id);
+                }
+                if let Some(e) = error {
+                    body["error"] = json!(e);
                 }
                 body
             }
@@ -117,6 +147,16 @@ impl CallFields {
     }
 }
 
+/// One target tried: what it was and how it ended, in the actionHook's words.
+fn attempt_json(a: &Attempt) -> Value {
+    let mut v = json!({"target": a.target, "refer_status": a.outcome.refer_status,
+                       "result": a.outcome.counted_as().as_str()});
+    if let Some(s) = a.outcome.final_status {
+        v["final_referred_call_status"] = json!(s);
+    }
+    v
+}
+
 impl Detail {
     fn add_to(&self, m: &mut Map<String, Value>) {
         match self {
@@ -129,7 +169,10 @@ impl Detail {
                     m.insert("duration".into(), json!(secs));
                 }
             }
-            Detail::Refer { refer_status, final_status, verb_id, error } => {
+            Detail::Refer { refer_status, final_status, verb_id, error, attempts } => {
+                if !attempts.is_empty() {
+                    m.insert("attempts".into(), Value::Array(attempts.iter().map(attempt_json).collect()));
+                }
                 m.insert("refer_status".into(), json!(refer_status));
                 if let Some(s) = final_status {
                     m.insert("final_referred_call_status".into(), json!(s));

@@ -1,6 +1,6 @@
 //! What the core hands to the hook workers and what comes back: plain data, no I/O.
 
-use crate::app::{check_verb_count, parse_document_within, parse_verbs, Application, Doc, DocError, Hook};
+use crate::app::{check_verb_count, parse_document_within, parse_verbs, Application, Doc, DocError, DocRules, Hook};
 use crate::event::Event;
 use serde_json::Value;
 use std::sync::Arc;
@@ -120,22 +120,22 @@ pub struct HookReply {
 }
 
 /// Reads the answer to a hook the call waits for, as `expect` says it should be: what the
-/// hook side hands back to [`crate::Engine::handle_hook_reply`]. A document over
-/// `max_verbs` verbs is refused like a bad one; every problem is named.
-pub fn read_answer(body: &str, expect: Expect, max_verbs: usize) -> HookOutcome {
+/// hook side hands back to [`crate::Engine::handle_hook_reply`]. A document the operator's
+/// `rules` refuse is refused like a bad one; every problem is named.
+pub fn read_answer(body: &str, expect: Expect, rules: DocRules) -> HookOutcome {
     let problems = |errors: Vec<DocError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
     match expect {
         Expect::Application | Expect::Swml if body.trim().is_empty() => Err("the answer holds no application".into()),
-        Expect::Application => parse_document_within(body, max_verbs).map(Answer::Application).map_err(problems),
-        Expect::Swml => match parse_document_within(body, max_verbs).map_err(problems)? {
+        Expect::Application => parse_document_within(body, rules).map(Answer::Application).map_err(problems),
+        Expect::Swml => match parse_document_within(body, rules).map_err(problems)? {
             swml @ Application(Doc::Swml(_)) => Ok(Answer::Application(swml)),
             Application(Doc::Verbs(_)) => Err("expected a SWML document, got jambonz verbs".into()),
         },
         // An actionHook may answer with anything ("OK", {}): only a JSON array means verbs.
         Expect::Verbs => match serde_json::from_str::<Value>(body) {
             Ok(value @ Value::Array(_)) => {
-                check_verb_count(&value, max_verbs).map_err(problems)?;
-                match parse_verbs(&value).map_err(problems)? {
+                check_verb_count(&value, rules.max_verbs).map_err(problems)?;
+                match parse_verbs(&value, rules.media).map_err(problems)? {
                     steps if steps.is_empty() => Ok(Answer::Nothing),
                     steps => Ok(Answer::Application(Application::verbs(steps))),
                 }
@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     fn read(body: &str, expect: Expect) -> HookOutcome {
-        read_answer(body, expect, 1000)
+        read_answer(body, expect, DocRules { max_verbs: 1000, ..DocRules::default() })
     }
 
     #[test]
@@ -165,10 +165,12 @@ mod tests {
         assert!(read("[nope", Expect::Application).unwrap_err().contains("not valid JSON"));
         assert_eq!(
             read("[{\"verb\":\"play\"}]", Expect::Application),
-            Err("verb 0 (play): play: needs media, which baton does not provide".into())
+            Err("verb 0 (play): play: needs media, which baton does not provide (--media skip passes it over)".into())
         );
         assert!(read("[{\"verb\":\"answer\"}]", Expect::Swml).unwrap_err().contains("expected a SWML document"));
         let two = "[{\"verb\":\"hangup\"},{\"verb\":\"hangup\"}]";
-        assert!(read_answer(two, Expect::Verbs, 1).unwrap_err().contains("--max-verbs"));
+        assert!(read_answer(two, Expect::Verbs, DocRules { max_verbs: 1, ..DocRules::default() })
+            .unwrap_err()
+            .contains("--max-verbs"));
     }
 }

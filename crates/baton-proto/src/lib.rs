@@ -28,6 +28,7 @@ mod engine;
 mod event;
 mod hook;
 mod output;
+mod profile;
 mod settings;
 pub mod sip;
 mod stats;
@@ -39,11 +40,15 @@ mod txn;
 
 pub use admission::{Cidr, EdgeLimits, Refusal};
 pub use app::swml::run::VarLimits;
-pub use app::{parse_document, parse_document_within, Application, BasicAuth, DocError, Hook, HttpMethod};
+pub use app::{
+    header_problem, parse_document, parse_document_within, Application, BasicAuth, ByeAfter, DocError, DocRules, Hook,
+    HttpMethod, Media,
+};
 pub use engine::{Admission, Engine};
 pub use event::Event;
 pub use hook::{read_answer, Answer, Expect, HookJob, HookOutcome, HookReply, Payload, ReplyTo};
 pub use output::{Output, Transmit};
+pub use profile::{Plus, ReferScheme, ReferredBy, TrunkProfile};
 pub use settings::Settings;
 pub use sip::Direction;
 pub use stats::{Latency, Stats, TransferOutcome};

@@ -3,6 +3,7 @@
 use crate::admission::EdgeLimits;
 use crate::app::swml::run::VarLimits;
 use crate::app::{Application, Hook};
+use crate::profile::TrunkProfile;
 use crate::sip::parse::{Message, StartLine};
 use crate::sip::sdp::Direction;
 use crate::sip::uri::Uri;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub max_redirects: u32,
     /// Who may start calls, and how fast: see [`crate::admission`].
     pub edge: EdgeLimits,
+    /// Carriers' trunks, matched in order: see [`TrunkProfile`].
+    pub profiles: Vec<TrunkProfile>,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             swml_limits: Default::default(),
             max_redirects: 10,
             edge: Default::default(),
+            profiles: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod sim;
 
+use baton_proto::Media;
 use serde_json::json;
 use sim::*;
 
@@ -109,4 +110,86 @@ fn media_methods_are_refused_at_load() {
     assert_eq!(reject.status(), Some(480));
     assert!(reject.raw("X-Reason").unwrap().contains("section main, verb 0 (play): play: needs media"));
     sim.settle();
+}
+
+/// SignalWire's own "Send SIP REFER and post result" (seed page 004), as written: the
+/// document goes on after a successful transfer, `play` is skipped under `--media skip`,
+/// and `execute` posts the result.
+#[test]
+fn the_seed_example_posts_its_result_after_the_transfer() {
+    every_seed(SEEDS, |seed| {
+        let doc = json!({"version": "1.0.0", "sections": {"main": [
+            {"sip_refer": {"to_uri": "sip:alice@example.com"}},
+            {"play": {"url": "say: Connected. The SIP refer result is ${sip_refer_result}"}},
+            {"execute": {"dest": "/handle_sip_refer_result"}}
+        ]}});
+        let mut sim = Sim::new(seed, doc, Faults::bad());
+        sim.rules.media = Media::Skip;
+        transferred(&mut sim, "swml-seed");
+        let bye = sim.expect_request("BYE");
+        sim.respond(&bye, 200, "");
+        sim.settle();
+        let posted = sim.hooks_to("/handle_sip_refer_result");
+        assert_eq!(posted.len(), 1, "the result is posted once the call has left");
+        assert_eq!(posted[0]["vars"]["sip_refer_result"], "success");
+        assert_eq!(posted[0]["vars"]["sip_refer_to_response_code"], "200");
+        let byes: std::collections::HashSet<String> = sim.received("BYE").iter().map(|(_, m)| m.branch()).collect();
+        assert_eq!(byes.len(), 1, "one BYE (retransmissions aside), from the transfer");
+    });
+}
+
+#[test]
+fn after_the_call_only_methods_that_need_no_call_run() {
+    every_seed(SEEDS, |seed| {
+        let doc = json!({"sections": {"main": [
+            {"set": {"tag": "vip"}},
+            {"sip_refer": {"to_uri": "sip:agent@example.com", "status_url": "/refer-status"}},
+            {"cond": [{"when": "sip_refer_result == 'success'", "then": [
+                {"request": {"url": "/after", "method": "POST", "body": {"result": "${sip_refer_result}"}}}]}]},
+            {"sleep": 1000},
+            {"request": {"url": "/never", "method": "POST"}}
+        ]}});
+        let mut sim = Sim::new(seed, doc, Faults::bad());
+        sim.answer_hook("/after", 200, "{}");
+        transferred(&mut sim, "swml-after");
+        let bye = sim.expect_request("BYE");
+        sim.respond(&bye, 200, "");
+        sim.settle();
+        assert_eq!(sim.hooks_to("/after"), [json!({"result": "success"})]);
+        assert!(sim.hooks_to("/never").is_empty(), "sleep needs the call: the document ended there");
+        let last = sim.hooks_to("/refer-status").pop().unwrap();
+        assert_eq!(last["params"]["segment_id"], "swml-after");
+        assert_eq!(last["params"]["tag"], "vip");
+    });
+}
+
+#[test]
+fn media_methods_are_skipped_when_the_operator_says_so() {
+    let doc = json!({"sections": {"main": [{"play": {"url": "say:hello"}}, {"hangup": {"reason": "busy"}}]}});
+    let mut sim = Sim::new(0, doc, Faults::bad());
+    sim.rules.media = Media::Skip;
+    let invite = invite_text(addr(CARRIER), addr(BATON), "swml-skip", "");
+    sim.send(&invite);
+    assert_eq!(sim.final_answer(&invite).status(), Some(486), "play skipped, hangup busy ran");
+    sim.settle();
+}
+
+#[test]
+fn when_the_caller_hangs_up_during_the_transfer_the_document_goes_on() {
+    every_seed(SEEDS, |seed| {
+        let doc = json!({"sections": {"main": [
+            {"sip_refer": {"to_uri": "sip:agent@example.com"}},
+            {"request": {"url": "/after", "method": "POST", "body": {"result": "${sip_refer_result}"}}},
+            "hangup"
+        ]}});
+        let mut sim = Sim::new(seed, doc, Faults::bad());
+        let mut leg = sim.call("swml-gone");
+        let refer = sim.expect_request("REFER");
+        sim.respond(&refer, 202, "");
+        let bye = leg.next("BYE", "", "");
+        assert_eq!(sim.request(&bye), 200);
+        sim.settle();
+        assert_eq!(sim.hooks_to("/after"), [json!({"result": "error"})]);
+        assert!(sim.received("BYE").is_empty(), "hangup needs the call: it ended the document quietly");
+    });
 }

@@ -2,23 +2,39 @@
 //! or SWML, and how many verbs it may hold. The dialects' own validation is in `validate`
 //! (jambonz) and `swml`; this is where a document is told apart and handed to one of them.
 
+use super::media::Media;
 use super::validate::{doc_error, parse_verbs, DocError};
 use super::{Application, Doc};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// What the operator allows of a document beyond its dialect's own rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocRules {
+    /// Most verbs (or SWML methods, all sections together): `--max-verbs`.
+    pub max_verbs: usize,
+    /// What a media verb gets: `--media`.
+    pub media: Media,
+}
+
+impl Default for DocRules {
+    fn default() -> Self {
+        DocRules { max_verbs: usize::MAX, media: Media::Refuse }
+    }
+}
+
 /// A whole application (a file or a call_hook answer): a jambonz verb array, or a SWML
 /// document in JSON or YAML. It must hold at least one verb.
 pub fn parse_document(text: &str) -> Result<Application, Vec<DocError>> {
-    parse_document_within(text, usize::MAX)
+    parse_document_within(text, DocRules::default())
 }
 
-/// [`parse_document`], refusing a document of more than `max_verbs` verbs (or SWML methods
-/// in its sections), as `--max-verbs` asks.
-pub fn parse_document_within(text: &str, max_verbs: usize) -> Result<Application, Vec<DocError>> {
+/// [`parse_document`] under the operator's rules: more than `max_verbs` verbs is refused,
+/// and media verbs are refused or skipped as `media` says.
+pub fn parse_document_within(text: &str, rules: DocRules) -> Result<Application, Vec<DocError>> {
     let value = document_value(text)?;
-    check_verb_count(&value, max_verbs)?;
-    application(&value)
+    check_verb_count(&value, rules.max_verbs)?;
+    application(&value, rules.media)
 }
 
 /// Refuses a document with more than `max` verbs: a list's items, or the methods of every
@@ -64,11 +80,11 @@ fn plus_hint(text: &str, e: &serde_json::Error) -> String {
 }
 
 /// A whole application from a parsed value.
-pub fn application(value: &Value) -> Result<Application, Vec<DocError>> {
+pub fn application(value: &Value, media: Media) -> Result<Application, Vec<DocError>> {
     if !value.is_array() && super::swml::is_swml(value) {
-        return super::swml::load(value).map(|doc| Application(Doc::Swml(Arc::new(doc))));
+        return super::swml::load(value, media).map(|doc| Application(Doc::Swml(Arc::new(doc))));
     }
-    let steps = parse_verbs(value)?;
+    let steps = parse_verbs(value, media)?;
     if steps.is_empty() {
         return Err(doc_error("the document holds no verbs"));
     }

@@ -2,12 +2,15 @@
 //! invalid verb. Validation reports every problem with its verb index and property.
 
 mod document;
+mod media;
 pub mod swml;
 mod validate;
 
-pub use document::{check_verb_count, parse_document, parse_document_within};
-pub use validate::parse_verbs;
+pub use document::{check_verb_count, parse_document, parse_document_within, DocRules};
+pub(crate) use media::skipped;
+pub use media::Media;
 pub use validate::DocError;
+pub use validate::{header_problem, parse_verbs};
 
 use std::sync::Arc;
 
@@ -92,14 +95,30 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verb {
     Refer(Box<Refer>),
-    Decline { status: u16, reason: Option<String>, headers: Headers },
-    Hangup { headers: Headers },
-    Pause { length: Duration },
+    Decline {
+        status: u16,
+        reason: Option<String>,
+        headers: Headers,
+    },
+    Hangup {
+        headers: Headers,
+    },
+    Pause {
+        length: Duration,
+    },
     Answer,
-    Redirect { action_hook: Hook },
-    Tag { data: serde_json::Map<String, serde_json::Value> },
+    Redirect {
+        action_hook: Hook,
+    },
+    Tag {
+        data: serde_json::Map<String, serde_json::Value>,
+    },
     Request(SipRequest),
-    Config { notify_events: Option<bool> },
+    Config {
+        notify_events: Option<bool>,
+    },
+    /// A media verb, loaded under `--media skip`: logged once, then passed over.
+    Skipped(&'static str),
 }
 
 impl Verb {
@@ -114,6 +133,7 @@ impl Verb {
             Verb::Tag { .. } => "tag",
             Verb::Request(_) => "sip:request",
             Verb::Config { .. } => "config",
+            Verb::Skipped(name) => name,
         }
     }
 
@@ -123,9 +143,64 @@ impl Verb {
     }
 }
 
+/// One place a REFER may send the caller.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Target {
+    /// A SIP or tel URI, a number, or a user (then `@` the Refer-To host).
+    pub uri: String,
+    /// How long this attempt waits for its final NOTIFY; the verb's `timeout` otherwise.
+    pub timeout: Option<Duration>,
+}
+
+/// How a call ends once a transfer succeeded (docs/behaviour.md §2.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByeAfter {
+    /// baton sends its BYE at once.
+    Now,
+    /// baton waits this long for the far end's own BYE, then sends its own.
+    Wait(Duration),
+    /// baton never sends one: the far end (or the operator) ends the call.
+    Never,
+}
+
+impl ByeAfter {
+    /// Reads `now`, `never` or `wait:MS`.
+    pub fn parse(s: &str) -> Result<ByeAfter, String> {
+        match s.trim() {
+            "now" => Ok(ByeAfter::Now),
+            "never" => Ok(ByeAfter::Never),
+            other => match other.strip_prefix("wait:").map(|ms| ms.trim().parse::<u64>()) {
+                Some(Ok(ms)) if ms <= 600_000 => Ok(ByeAfter::Wait(Duration::from_millis(ms))),
+                Some(Ok(_)) => Err("wait:MS waits at most 600000 ms".into()),
+                _ => Err(format!("{other:?}: must be \"now\", \"never\" or \"wait:MS\" (milliseconds)")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ByeAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ByeAfter::Now => f.write_str("now"),
+            ByeAfter::Wait(d) => write!(f, "wait:{}", d.as_millis()),
+            ByeAfter::Never => f.write_str("never"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Refer {
-    pub refer_to: String,
+    /// The first target.
+    pub refer_to: Target,
+    /// Tried in order, each after the one before failed (a `referTo` array).
+    pub failover: Vec<Target>,
+    /// RFC 7433 `User-to-User`, as the header's value (`DATA;encoding=hex;purpose=...`):
+    /// carried in the Refer-To URI, so the INVITE to the target holds it.
+    pub uui: Option<String>,
+    /// Headers escaped into the Refer-To URI (`?Name=value&...`), after `uui`.
+    pub refer_to_headers: Headers,
+    /// How the call ends after success; the trunk profile's, else `now`.
+    pub bye_after_success: Option<ByeAfter>,
     pub referred_by: Option<String>,
     pub referred_by_display: Option<String>,
     pub headers: Headers,
@@ -137,6 +212,16 @@ pub struct Refer {
     pub auth: Option<BasicAuth>,
     /// SWML `status_url`: `calling.call.refer` events instead of jambonz hooks.
     pub status_url: Option<Hook>,
+}
+
+impl Refer {
+    /// Attempt `i`'s target: the first, then the failover ones in order.
+    pub fn target(&self, i: usize) -> Option<&Target> {
+        match i {
+            0 => Some(&self.refer_to),
+            i => self.failover.get(i - 1),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! JSON → typed verbs. Each problem is reported with the verb's index, the property path
 //! and what is wrong, and one bad verb rejects the whole document.
 
-use super::{BasicAuth, Headers, Hook, HttpMethod, Refer, SipRequest, Step, Verb};
+use super::{BasicAuth, ByeAfter, Headers, Hook, HttpMethod, Media, Refer, SipRequest, Step, Target, Verb};
 use crate::sip::header::{is_token, Name};
 use crate::sip::write::{address, name_addr_problem};
 use serde_json::{Map, Value};
@@ -45,32 +45,6 @@ pub(super) fn doc_error(problem: impl Into<String>) -> Vec<DocError> {
     vec![DocError { section: None, index: None, verb: None, property: None, problem: problem.into() }]
 }
 
-/// Verbs of the jambonz dialect that need a media engine.
-const MEDIA_VERBS: &[&str] = &[
-    "say",
-    "play",
-    "gather",
-    "listen",
-    "stream",
-    "dial",
-    "transcribe",
-    "conference",
-    "enqueue",
-    "dequeue",
-    "leave",
-    "lex",
-    "rasa",
-    "dialogflow",
-    "llm",
-    "dub",
-    "dtmf",
-    "record",
-    "s2s",
-    "message",
-    "alert",
-    "siprec",
-];
-
 /// Headers the application may not set: baton owns them (docs/behaviour.md §2.1).
 const RESERVED: &[Name] = &[
     Name::Via,
@@ -85,13 +59,45 @@ const RESERVED: &[Name] = &[
     Name::ReferredBy,
 ];
 
+/// Why a header an application (or a trunk profile) gives cannot go into a request baton
+/// sends, if it cannot.
+pub fn header_problem(name: &str, value: &str) -> Option<&'static str> {
+    let owned = RESERVED.contains(&Name::lookup(name));
+    unwritable_header(name, value).or_else(|| owned.then_some("baton sets this header itself; an application may not"))
+}
+
+/// Why a header cannot be written at all, if it cannot.
+fn unwritable_header(name: &str, value: &str) -> Option<&'static str> {
+    if !is_token(name) {
+        Some("header name is not a SIP token")
+    } else if value.contains(['\r', '\n', '\0']) {
+        Some("header value must not contain CR, LF or NUL")
+    } else {
+        None
+    }
+}
+
+/// Headers a Refer-To URI may not carry: the INVITE it asks for is the referee's own
+/// (RFC 3261 §19.1.5 lists the dangerous ones).
+const URI_RESERVED: &[Name] = &[
+    Name::Via,
+    Name::From,
+    Name::CallId,
+    Name::CSeq,
+    Name::Contact,
+    Name::ContentLength,
+    Name::MaxForwards,
+    Name::Route,
+];
+
 /// A JSON array of verbs (an actionHook answer may be empty: the application goes on).
-pub fn parse_verbs(value: &Value) -> Result<Vec<Step>, Vec<DocError>> {
+pub fn parse_verbs(value: &Value, media: Media) -> Result<Vec<Step>, Vec<DocError>> {
     let Value::Array(items) = value else {
         return Err(doc_error("expected a JSON array of verbs or a SWML document"));
     };
     let mut errors = Vec::new();
-    let steps: Vec<Step> = items.iter().enumerate().filter_map(|(i, item)| parse_step(i, item, &mut errors)).collect();
+    let steps: Vec<Step> =
+        items.iter().enumerate().filter_map(|(i, item)| parse_step(i, item, media, &mut errors)).collect();
     if errors.is_empty() {
         Ok(steps)
     } else {
@@ -161,18 +167,167 @@ impl<'a, 'e> Props<'a, 'e> {
 
     /// A SIP address: a string, or a whole number (a phone number written without quotes).
     pub(super) fn address(&mut self, key: &'a str, required: bool) -> Option<String> {
-        if let Some(Value::Number(n)) = self.obj.get(key) {
-            self.seen.push(key);
-            return match n.as_u64() {
-                Some(n) => Some(n.to_string()),
-                None => self.reject(key, "a number must be a whole positive phone number"),
-            };
+        match self.take(key) {
+            Some(value) => self.address_in(key, value),
+            None => self.missing(key, required),
         }
-        let value = self.string(key, required)?;
+    }
+
+    /// A line of text (a display name): a string without CR, LF or NUL.
+    pub(super) fn text(&mut self, key: &'a str) -> Option<String> {
+        let value = self.string(key, false)?;
         if value.contains(['\r', '\n', '\0']) {
             return self.reject(key, "must not contain CR, LF or NUL");
         }
         Some(value)
+    }
+
+    /// [`Props::address`] of a value found at `path`.
+    fn address_in(&mut self, path: &str, value: &Value) -> Option<String> {
+        let value = match value {
+            Value::Number(n) => match n.as_u64() {
+                Some(n) => return Some(n.to_string()),
+                None => return self.reject(path, "a number must be a whole positive phone number"),
+            },
+            Value::String(s) if s.trim().is_empty() => return self.reject(path, "must not be empty"),
+            Value::String(s) => s,
+            other => return self.reject(path, format!("must be a string, not {}", kind(other))),
+        };
+        if value.contains(['\r', '\n', '\0']) {
+            return self.reject(path, "must not contain CR, LF or NUL");
+        }
+        // What the REFER would carry must pass the writer's check (a `>` or `,` in a URI
+        // would add a second address); the bare host stands in for the dialog's.
+        if let Some(problem) = name_addr_problem(&address(value, None, "host")) {
+            return self.reject(path, problem);
+        }
+        Some(value.clone())
+    }
+
+    /// `referTo`: one target, or an array of them tried in order, each a string, a number
+    /// or `{"uri": ..., "timeout": seconds}`.
+    pub(super) fn targets(&mut self, key: &'a str) -> Option<(Target, Vec<Target>)> {
+        const MAX_TARGETS: usize = 10;
+        let Some(value) = self.take(key) else { return self.missing(key, true) };
+        let Value::Array(items) = value else {
+            return self.address_in(key, value).map(|uri| (Target { uri, timeout: None }, Vec::new()));
+        };
+        if items.is_empty() || items.len() > MAX_TARGETS {
+            return self.reject(key, format!("an array of targets holds from 1 to {MAX_TARGETS}"));
+        }
+        let before = self.failed;
+        self.failed = false;
+        let mut targets = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{key}[{i}]");
+            let Value::Object(obj) = item else {
+                if let Some(uri) = self.address_in(&path, item) {
+                    targets.push(Target { uri, timeout: None });
+                }
+                continue;
+            };
+            for k in obj.keys().filter(|k| !["uri", "timeout"].contains(&k.as_str())) {
+                self.fail(&format!("{path}.{k}"), "unknown property (a target is {uri, timeout})");
+            }
+            let uri = match obj.get("uri") {
+                Some(v) => self.address_in(&format!("{path}.uri"), v),
+                None => self.reject(&format!("{path}.uri"), "is required"),
+            };
+            let timeout = match obj.get("timeout") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0) {
+                    Some(s) => Some(Duration::from_secs_f64(s)),
+                    None => {
+                        self.reject::<()>(
+                            &format!("{path}.timeout"),
+                            "must be a number of seconds above 0 and at most 86400",
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(uri) = uri {
+                targets.push(Target { uri, timeout });
+            }
+        }
+        let ok = !self.failed;
+        self.failed |= before;
+        let mut targets = targets.into_iter();
+        match (ok, targets.next()) {
+            (true, Some(first)) => Some((first, targets.collect())),
+            _ => None,
+        }
+    }
+
+    /// RFC 7433 User-to-User: `"HEX"` (hex-encoded data), or
+    /// `{"data": ..., "encoding": "hex" | "none", "purpose": token, "content": token}`;
+    /// returned as the header's value.
+    pub(super) fn uui(&mut self, key: &'a str) -> Option<String> {
+        const MAX_DATA: usize = 2048;
+        let value = self.take(key)?;
+        let (data, encoding, mut params) = match value {
+            Value::String(data) => (data.as_str(), Some("hex"), Vec::new()),
+            Value::Object(obj) => {
+                let mut params = Vec::new();
+                let mut encoding = Some("hex");
+                for (k, v) in obj {
+                    let path = format!("{key}.{k}");
+                    match (k.as_str(), v) {
+                        ("data", Value::String(_)) => {}
+                        ("encoding", Value::String(e)) if e == "hex" => {}
+                        ("encoding", Value::String(e)) if e == "none" => encoding = None,
+                        ("encoding", _) => self.fail(&path, "must be \"hex\" (the default) or \"none\""),
+                        ("purpose" | "content", Value::String(t)) if is_token(t) => params.push(format!("{k}={t}")),
+                        ("purpose" | "content", _) => self.fail(&path, "must be a token (letters, digits, -.!%*_+`'~)"),
+                        ("data", _) => self.fail(&path, "must be a string"),
+                        _ => self.fail(&path, "unknown property (uui is {data, encoding, purpose, content})"),
+                    }
+                }
+                match obj.get("data") {
+                    Some(Value::String(data)) => (data.as_str(), encoding, params),
+                    _ => return self.reject(&format!("{key}.data"), "is required"),
+                }
+            }
+            other => {
+                return self.reject(
+                    key,
+                    format!("must be a hex string or an object {{data, encoding, purpose}}, not {}", kind(other)),
+                )
+            }
+        };
+        if data.is_empty() || data.len() > MAX_DATA {
+            return self.reject(key, format!("data holds from 1 to {MAX_DATA} characters"));
+        }
+        match encoding {
+            Some(_) if data.len() % 2 != 0 || !data.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                return self.reject(key, "data with encoding=hex must be an even number of hex digits")
+            }
+            Some(e) => params.insert(0, format!("encoding={e}")),
+            // Unencoded data is a token or a quoted string in the header (RFC 7433 §4.1).
+            None if !is_token(data) => return self.reject(key, "data with encoding none must be a token; use hex"),
+            None => {}
+        }
+        Some(std::iter::once(data.to_string()).chain(params).collect::<Vec<_>>().join(";"))
+    }
+
+    /// `referToHeaders`: headers the Refer-To URI carries to the target's INVITE.
+    pub(super) fn uri_headers(&mut self, key: &'a str) -> Headers {
+        self.header_table(key, |name, value| {
+            let owned = URI_RESERVED.contains(&Name::lookup(name));
+            unwritable_header(name, value)
+                .or_else(|| owned.then_some("the target's user agent sets this header of its INVITE itself"))
+        })
+    }
+
+    /// `byeAfterSuccess`: `now`, `never` or `wait:MS`.
+    pub(super) fn bye_after(&mut self, key: &'a str) -> Option<ByeAfter> {
+        match self.take(key)? {
+            Value::String(s) => match ByeAfter::parse(s) {
+                Ok(b) => Some(b),
+                Err(e) => self.reject(key, e),
+            },
+            other => self.reject(key, format!("must be \"now\", \"never\" or \"wait:MS\", not {}", kind(other))),
+        }
     }
 
     pub(super) fn seconds(&mut self, key: &'a str, required: bool) -> Option<Duration> {
@@ -255,7 +410,13 @@ impl<'a, 'e> Props<'a, 'e> {
         Some(BasicAuth { username: username?, password: password? })
     }
 
+    /// `headers`: extra headers of the request baton sends.
     pub(super) fn headers(&mut self, key: &'a str) -> Headers {
+        self.header_table(key, header_problem)
+    }
+
+    /// An object of header names to strings (or numbers), each checked by `problem`.
+    fn header_table(&mut self, key: &'a str, problem: impl Fn(&str, &str) -> Option<&'static str>) -> Headers {
         let Some(value) = self.take(key) else { return Vec::new() };
         let Value::Object(obj) = value else {
             self.fail(key, format!("must be an object of header names to string values, not {}", kind(value)));
@@ -272,14 +433,9 @@ impl<'a, 'e> Props<'a, 'e> {
                     continue;
                 }
             };
-            if !is_token(name) {
-                self.fail(&path, "header name is not a SIP token");
-            } else if value.contains(['\r', '\n', '\0']) {
-                self.fail(&path, "header value must not contain CR, LF or NUL");
-            } else if RESERVED.contains(&Name::lookup(name)) {
-                self.fail(&path, "baton sets this header itself; an application may not");
-            } else {
-                out.push((name.clone(), value));
+            match problem(name, &value) {
+                Some(problem) => self.fail(&path, problem),
+                None => out.push((name.clone(), value)),
             }
         }
         out
@@ -294,6 +450,30 @@ impl<'a, 'e> Props<'a, 'e> {
     }
 }
 
+/// URI headers need a URI that can carry them: not `tel:` (RFC 3966 has no headers), and
+/// `User-to-User` once (`uui` writes it).
+pub(super) fn check_uri_headers<'t>(
+    p: &mut Props<'_, '_>,
+    targets: (&str, impl ExactSizeIterator<Item = &'t str>),
+    uui: bool,
+    (key, headers): (&str, &Headers),
+) {
+    if uui && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("User-to-User")) {
+        p.fail(key, "User-to-User is given twice: by uui and here");
+    }
+    if !uui && headers.is_empty() {
+        return;
+    }
+    let (targets_key, uris) = targets;
+    let many = uris.len() > 1;
+    for (i, uri) in uris.enumerate() {
+        if crate::sip::uri::starts_with_ci(uri.trim_start_matches(['<', ' ']), "tel:") {
+            let at = if many { format!("{targets_key}[{i}]") } else { targets_key.to_string() };
+            p.fail(&at, "a tel: URI cannot carry the headers uui or the Refer-To headers need; write a sip: target");
+        }
+    }
+}
+
 pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -305,7 +485,7 @@ pub(super) fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<Step> {
+fn parse_step(index: usize, item: &Value, media: Media, errors: &mut Vec<DocError>) -> Option<Step> {
     let err = |errors: &mut Vec<DocError>, verb: Option<&str>, problem: String| {
         errors.push(DocError {
             section: None,
@@ -334,8 +514,15 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             }
         },
     };
-    if MEDIA_VERBS.contains(&name) {
-        err(errors, Some(name), format!("{name}: needs media, which baton does not provide"));
+    if let Some(name) = super::media::find(super::media::JAMBONZ, name) {
+        if media == Media::Skip {
+            return Some(Step { id: None, verb: Verb::Skipped(name) });
+        }
+        err(
+            errors,
+            Some(name),
+            format!("{name}: needs media, which baton does not provide (--media skip passes it over)"),
+        );
         return None;
     }
     let mut p = Props::new(body, None, index, name, errors);
@@ -345,17 +532,12 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
     let id = p.string("id", false);
     let verb = match name {
         "sip:refer" => {
-            let refer_to = p.address("referTo", true);
+            let targets = p.targets("referTo");
             let referred_by = p.address("referredBy", false);
-            let referred_by_display = p.address("referredByDisplayName", false);
-            // What the REFER would carry must pass the writer's check (a `>` or `,` in a URI
-            // would add a second address); the bare host stands in for the dialog's.
-            let written = [("referTo", &refer_to, &None), ("referredBy", &referred_by, &referred_by_display)];
-            for (key, value, display) in written {
-                if let Some(v) = value {
-                    if let Some(problem) = name_addr_problem(&address(v, display.as_deref(), "host")) {
-                        p.fail(key, problem);
-                    }
+            let referred_by_display = p.text("referredByDisplayName");
+            if let (Some(by), Some(display)) = (&referred_by, &referred_by_display) {
+                if let Some(problem) = name_addr_problem(&address(by, Some(display), "host")) {
+                    p.fail("referredByDisplayName", problem);
                 }
             }
             let headers = p.headers("headers");
@@ -364,9 +546,13 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
             let event_hook = p.hook("eventHook", &[]);
             let timeout = p.seconds("timeout", false);
             let auth = p.credentials("auth");
-            refer_to.map(|refer_to| {
-                Verb::Refer(Box::new(Refer {
+            let uui = p.uui("uui");
+            let refer_to_headers = p.uri_headers("referToHeaders");
+            let bye_after_success = p.bye_after("byeAfterSuccess");
+            targets.map(|(refer_to, failover)| {
+                let refer = Refer {
                     refer_to,
+                    failover,
                     referred_by,
                     referred_by_display,
                     headers,
@@ -375,7 +561,15 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
                     timeout,
                     auth,
                     status_url: None,
-                }))
+                    uui,
+                    refer_to_headers,
+                    bye_after_success,
+                };
+                let uris = std::iter::once(&refer.refer_to).chain(&refer.failover).map(|t| t.uri.as_str());
+                let uris: Vec<&str> = uris.collect();
+                let headers = ("referToHeaders", &refer.refer_to_headers);
+                check_uri_headers(&mut p, ("referTo", uris.into_iter()), refer.uui.is_some(), headers);
+                Verb::Refer(Box::new(refer))
             })
         }
         "sip:decline" => {
@@ -387,7 +581,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
                 Some(other) => p.reject("status", format!("must be a number, not {}", kind(other))),
                 None => p.missing("status", true),
             };
-            let reason = p.address("reason", false);
+            let reason = p.text("reason");
             let headers = p.headers("headers");
             status.map(|status| Verb::Decline { status, reason, headers })
         }
@@ -434,7 +628,7 @@ fn parse_step(index: usize, item: &Value, errors: &mut Vec<DocError>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Doc;
+    use crate::app::{ByeAfter, Doc, Target};
     // Verbs are validated here; these tests read them as a whole document would be.
     use crate::app::{parse_document, Application};
 
@@ -454,11 +648,56 @@ mod tests {
         };
         let Verb::Refer(r) = &steps[0].verb else { panic!() };
         assert_eq!(steps[0].id.as_deref(), Some("x1"));
-        assert_eq!(r.refer_to, "15083084809");
+        assert_eq!(r.refer_to.uri, "15083084809");
         assert_eq!(r.headers, vec![("X-Ticket".to_string(), "42".to_string())]);
         assert_eq!(r.action_hook.as_ref().unwrap().method, HttpMethod::Get);
         assert_eq!(r.timeout, Some(Duration::from_millis(7500)));
         assert_eq!(steps[1].verb, Verb::Hangup { headers: vec![("X-Why".into(), "done".into())] });
+    }
+
+    #[test]
+    fn failover_uui_uri_headers_and_bye_policy() {
+        let Ok(Application(Doc::Verbs(steps))) = parse_document(
+            r#"[{"verb":"sip:refer","referTo":["sip:a@x", {"uri": 4915683084809, "timeout": 20}],
+                "uui":"56a390f3","referToHeaders":{"X-Case":"12"},"byeAfterSuccess":"wait:1500"}]"#,
+        ) else {
+            panic!("not verbs")
+        };
+        let Verb::Refer(r) = &steps[0].verb else { panic!() };
+        assert_eq!(r.refer_to.uri, "sip:a@x");
+        assert_eq!(r.failover, vec![Target { uri: "4915683084809".into(), timeout: Some(Duration::from_secs(20)) }]);
+        assert_eq!(r.uui.as_deref(), Some("56a390f3;encoding=hex"));
+        assert_eq!(r.bye_after_success, Some(ByeAfter::Wait(Duration::from_millis(1500))));
+        let refer = |props: &str| errors(&format!(r#"[{{"verb":"sip:refer",{props}}}]"#));
+        assert_eq!(
+            refer(r#""referTo":["sip:a@x", {"uri": "sip:b@y", "timeout": -1, "ring": 1}, 3.5]"#),
+            vec![
+                "verb 0 (sip:refer), property \"referTo[1].ring\": unknown property (a target is {uri, timeout})",
+                "verb 0 (sip:refer), property \"referTo[1].timeout\": must be a number of seconds above 0 and at most 86400",
+                "verb 0 (sip:refer), property \"referTo[2]\": a number must be a whole positive phone number",
+            ]
+        );
+        assert_eq!(
+            refer(r#""referTo":[]"#),
+            vec!["verb 0 (sip:refer), property \"referTo\": an array of targets holds from 1 to 10"]
+        );
+        assert_eq!(
+            refer(r#""referTo":"tel:+1555","uui":"abc""#),
+            vec!["verb 0 (sip:refer), property \"uui\": data with encoding=hex must be an even number of hex digits",]
+        );
+        assert_eq!(
+            refer(r#""referTo":["sip:a@x","tel:+1555"],"uui":{"data":"ab","purpose":"a b"},"referToHeaders":{"User-to-User":"x","Call-ID":"y"}"#),
+            vec![
+                "verb 0 (sip:refer), property \"uui.purpose\": must be a token (letters, digits, -.!%*_+`'~)",
+                "verb 0 (sip:refer), property \"referToHeaders.Call-ID\": the target's user agent sets this header of its INVITE itself",
+                "verb 0 (sip:refer), property \"referToHeaders\": User-to-User is given twice: by uui and here",
+                "verb 0 (sip:refer), property \"referTo[1]\": a tel: URI cannot carry the headers uui or the Refer-To headers need; write a sip: target",
+            ]
+        );
+        assert_eq!(
+            refer(r#""referTo":"a","byeAfterSuccess":"later""#),
+            vec!["verb 0 (sip:refer), property \"byeAfterSuccess\": \"later\": must be \"now\", \"never\" or \"wait:MS\" (milliseconds)"]
+        );
     }
 
     #[test]
@@ -484,7 +723,7 @@ mod tests {
         );
         assert_eq!(
             errors(r#"[{"verb":"say","text":"hi"}]"#),
-            vec!["verb 0 (say): say: needs media, which baton does not provide"]
+            vec!["verb 0 (say): say: needs media, which baton does not provide (--media skip passes it over)"]
         );
         assert_eq!(errors(r#"[{"verb":"dance"}]"#), vec!["verb 0 (dance): unknown verb \"dance\""]);
         assert_eq!(

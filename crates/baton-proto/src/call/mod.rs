@@ -21,8 +21,8 @@ use crate::hook::{Expect, HookJob, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
 use crate::sip::header::Name;
-use crate::sip::parse::{parse, Core, Message};
-use crate::sip::uri::starts_with_ci;
+use crate::sip::parse::{parse, Core, Message, StartLine};
+use crate::sip::uri::{starts_with_ci, Uri};
 use crate::sip::write::{reason, Unwritable, Writer};
 use crate::sip::{sdp, Method};
 use crate::stats::Stats;
@@ -70,6 +70,16 @@ enum Phase {
     Answering,
     Confirmed,
     Ended,
+}
+
+/// The caller has left baton after a transfer (or hung up during one): the call itself
+/// may not be over yet (docs/behaviour.md §2.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Left {
+    /// Nothing more for baton to send: its BYE went, or the far end's is awaited.
+    Gone,
+    /// baton sends its BYE then, unless the far end's came first.
+    ByeAt(Instant),
 }
 
 /// How a call ended, for the status hook.
@@ -124,6 +134,12 @@ pub struct Call {
     setup_until: Instant,
     /// Applications that replaced the rest of this one (redirects, actionHook verbs).
     replaced: u32,
+    /// The trunk profile the call matched, by its place in `Settings::profiles`.
+    profile: Option<u16>,
+    /// Set once the caller has left after a transfer.
+    left: Option<Left>,
+    /// The targets of the current `referTo` array tried so far.
+    tried: Vec<refer::Attempt>,
 }
 
 impl Call {
@@ -140,6 +156,11 @@ impl Call {
         let advertised = ctx.cfg.advertised(flow.local, msg);
         let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), flow, &advertised)?;
         let sid: Arc<str> = ctx.ids.call_sid().into();
+        let request_host = match msg.start {
+            StartLine::Request { uri, .. } => Uri::parse(uri).map(|u| u.host),
+            StartLine::Response { .. } => None,
+        };
+        let profile = crate::profile::find(&ctx.cfg.profiles, flow.remote.ip(), request_host);
         let mut call = Call {
             key,
             identity: payload::identity(msg, core, &sid, ctx.ids.trace_id(), flow),
@@ -164,6 +185,9 @@ impl Call {
             linger_until: None,
             setup_until: ctx.now + ctx.cfg.hook_wait,
             replaced: 0,
+            profile,
+            left: None,
+            tried: Vec::new(),
         };
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
@@ -184,6 +208,17 @@ impl Call {
             (None, None) => call.reject(ctx, "no application is configured"),
         }
         Ok(call)
+    }
+
+    /// A SWML document running on after its caller left (docs/behaviour.md §3.3).
+    fn detached(&self) -> bool {
+        self.left.is_some() && matches!(self.program, Program::Swml(_))
+    }
+
+    /// The application is dropped: what it would still do is not done (shutdown, an
+    /// operator's hangup).
+    fn abandon_program(&mut self) {
+        self.program = Program::Verbs(Arc::new([]), 0);
     }
 
     fn phase(&self) -> Phase {
@@ -361,7 +396,9 @@ impl Call {
             return;
         }
         self.invite.abandon(); // over before its ACK: the 2xx is no longer offered
-        self.running = Running::Stopped;
+        if !self.detached() {
+            self.running = Running::Stopped;
+        }
         self.termination_by = by;
         self.linger_until = Some(ctx.now + ctx.cfg.timers.give_up());
         self.report_status(ctx, status);
@@ -553,6 +590,12 @@ impl Call {
             }
             Some(Fired::NoAck | Fired::Abandoned) | None => {}
         }
+        if let (Some(Left::ByeAt(at)), false) = (self.left, ended) {
+            if now >= at {
+                self.left = Some(Left::Gone);
+                self.hang_up(ctx, &[]);
+            }
+        }
         match &mut self.running {
             Running::Pause { until } if *until <= now => {
                 self.finish_verb(ctx, None);
@@ -584,6 +627,10 @@ impl Call {
             Running::Refer { transfer, .. } => transfer.deadline(),
             _ => None,
         };
+        let bye = match self.left {
+            Some(Left::ByeAt(at)) if self.phase() != Phase::Ended => Some(at),
+            _ => None,
+        };
         let transactions = self.client.deadlines();
         // The call is forgotten only once its transactions are done too.
         let linger = self.linger_until.map(|l| transactions.clone().fold(l, Instant::max));
@@ -591,14 +638,18 @@ impl Call {
             .chain(self.invite.deadline())
             .chain(self.answered.iter().map(|a| a.until))
             .chain(running)
+            .chain(bye)
             .chain(linger)
             .chain((self.phase() == Phase::Early).then_some(self.setup_until))
             .min()
     }
 
-    /// Over and past every retransmission window: the call can be forgotten.
+    /// Over and past every retransmission window, with no hook awaited (a SWML document
+    /// going on after the call may still wait for one): the call can be forgotten.
     pub fn finished(&self, now: Instant) -> bool {
-        self.linger_until.is_some_and(|t| now >= t) && self.client.is_empty()
+        self.linger_until.is_some_and(|t| now >= t)
+            && self.client.is_empty()
+            && !matches!(self.running, Running::Hook { .. })
     }
 }
 
@@ -619,6 +670,7 @@ impl Call {
 
     /// Shutdown: a transfer in progress reports its end, then the call is ended.
     pub fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
+        self.abandon_program();
         self.caller_gone(ctx);
         match self.phase() {
             Phase::Early => {
@@ -637,12 +689,14 @@ impl Call {
             return Err(UpdateError::NotFound);
         }
         if let CallUpdate::Hangup = update {
+            self.abandon_program();
             self.caller_gone(ctx);
             self.running = Running::Stopped;
             self.hang_up(ctx, &[]);
             return Ok(());
         }
-        if matches!(self.running, Running::Refer { .. } | Running::Request { .. }) {
+        // A transfer or request awaits its answer, or the caller has already left.
+        if matches!(self.running, Running::Refer { .. } | Running::Request { .. }) || self.left.is_some() {
             return Err(UpdateError::Busy);
         }
         // The verb that waits (a pause, a hook's answer, the ACK) is cut short.

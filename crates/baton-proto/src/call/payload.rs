@@ -1,6 +1,7 @@
 //! What a call's hooks carry: typed events (rendered to JSON by `event.rs`, off the shard),
 //! and the bodies that are JSON from the start (the call hook's INVITE, SWML's callbacks).
 
+use super::refer::Attempt;
 use super::{Call, Outcome, Status};
 use crate::event::{CallFields, Detail, Event, Identity, Kind};
 use crate::settings::Settings;
@@ -97,20 +98,41 @@ pub fn status(call: &Call, now: Instant) -> Event {
     Event(Kind::Call(call_fields(call), detail))
 }
 
-/// The sip:refer actionHook body (docs/behaviour.md §2.4).
-pub fn refer_action(call: &Call, outcome: &Outcome, verb_id: Option<String>, unsent: Option<&Unwritable>) -> Event {
+/// The sip:refer actionHook body (docs/behaviour.md §2.4): the last attempt's outcome,
+/// and every attempt when `referTo` was an array.
+pub fn refer_action(
+    call: &Call,
+    outcome: &Outcome,
+    verb_id: Option<String>,
+    unsent: Option<&Unwritable>,
+    attempts: Vec<Attempt>,
+) -> Event {
     let detail = Detail::Refer {
         refer_status: outcome.refer_status,
         final_status: outcome.final_status,
         verb_id,
         error: unsent.map(ToString::to_string),
+        attempts,
     };
     Event(Kind::Call(call_fields(call), detail))
 }
 
+/// The eventHook's `transfer-attempt` for target `index` of a `referTo` array.
+pub fn attempt_event(
+    call: &Call,
+    verb_id: Option<String>,
+    index: usize,
+    attempt: &Attempt,
+    unsent: Option<&Unwritable>,
+) -> Event {
+    let error = unsent.map(ToString::to_string);
+    Event(Kind::TransferAttempt { call_sid: call.sid.clone(), verb_id, index, attempt: attempt.clone(), error })
+}
+
 /// SWML's `calling.call.refer` status callback (docs/behaviour.md §3); codes are strings in
-/// this dialect and a code not yet received is absent. The worker adds `timestamp` when it
-/// sends.
+/// this dialect and a code not yet received is absent. `segment_id` is the leg's SIP
+/// Call-ID; `tag` the document's `tag` variable, when it set one. The worker adds
+/// `timestamp` when it sends.
 pub fn swml_refer_event(
     call: &Call,
     cfg: &Settings,
@@ -118,8 +140,13 @@ pub fn swml_refer_event(
     state: &str,
     refer_code: Option<u16>,
     notify_code: Option<u16>,
+    tag: Option<String>,
 ) -> Value {
-    let mut params = json!({"call_id": &*call.sid, "node_id": cfg.node_id, "sip_refer_to": to_uri, "state": state});
+    let mut params = json!({"call_id": &*call.sid, "node_id": cfg.node_id, "sip_refer_to": to_uri, "state": state,
+                            "segment_id": call.dialog.call_id()});
+    if let Some(tag) = tag {
+        params["tag"] = json!(tag);
+    }
     if let Some(c) = refer_code {
         params["sip_refer_response_code"] = json!(c.to_string());
     }

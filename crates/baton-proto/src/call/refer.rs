@@ -39,6 +39,17 @@ impl Outcome {
 }
 
 impl Outcome {
+    /// Whether the next target of a `referTo` array may be tried: the caller is still
+    /// here and was certainly not transferred (an accepted REFER whose end was never told
+    /// may have been, so it is not tried again elsewhere).
+    pub fn may_fail_over(&self) -> bool {
+        match self.end {
+            End::Final => !self.transferred(),
+            End::Refused | End::Timeout | End::NotSent => true,
+            End::NoSubscription | End::Terminated | End::FarEndBye => false,
+        }
+    }
+
     /// How `/metrics` counts it.
     pub fn counted_as(&self) -> TransferOutcome {
         match self.end {
@@ -52,6 +63,14 @@ impl Outcome {
             End::NotSent => TransferOutcome::NotSent,
         }
     }
+}
+
+/// One target of a transfer tried, and how it ended (a `referTo` array reports each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The Refer-To sent (or the target as written, when none could be).
+    pub target: String,
+    pub outcome: Outcome,
 }
 
 /// What one NOTIFY means for the transfer.

@@ -6,7 +6,7 @@ use super::verbs::{AfterHook, Next, Program};
 use super::{payload, Call, Ctx, Phase};
 use crate::app::swml::run::{Action, Machine};
 use crate::app::swml::Document;
-use crate::app::{Application, BasicAuth, Doc, Hook, HttpMethod, Refer, Step, Verb};
+use crate::app::{Application, BasicAuth, Doc, Hook, HttpMethod, Refer, Step, Target, Verb};
 use crate::event::Event;
 use crate::hook::{Answer, Expect, HookOutcome, Payload};
 use crate::sip::write::Unwritable;
@@ -59,6 +59,13 @@ impl Call {
 
     pub(super) fn swml_action(&mut self, ctx: &mut Ctx<'_>, action: Action) -> Next {
         let step = |verb| Next::Step(Arc::new(Step { id: None, verb }));
+        // Without the call, a method that needs it ends the document quietly (§3.3).
+        if self.detached()
+            && matches!(action, Action::Answer | Action::Hangup { .. } | Action::Sleep(_) | Action::Refer(_))
+        {
+            tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), "SWML: the call is over; the document ends");
+            return Next::End;
+        }
         match action {
             Action::Answer => step(Verb::Answer),
             Action::Hangup { reason } => match (reason.as_deref(), self.phase()) {
@@ -75,9 +82,11 @@ impl Call {
                 }
                 let auth = r.username.zip(r.password).map(|(username, password)| BasicAuth { username, password });
                 step(Verb::Refer(Box::new(Refer {
-                    refer_to: r.to_uri,
+                    refer_to: Target { uri: r.to_uri, timeout: None },
                     auth,
                     status_url: r.status_url.map(Hook::post),
+                    uui: r.uui,
+                    refer_to_headers: r.refer_to_headers,
                     ..Refer::default()
                 })))
             }
@@ -168,7 +177,11 @@ impl Call {
             (Some(c), None) if c >= 300 => "error",
             _ => "inProgress",
         };
-        let body = payload::swml_refer_event(self, ctx.cfg, &r.refer_to, state, refer_code, notify_code);
+        let tag = match &self.program {
+            Program::Swml(m) => m.vars().get("tag").map(crate::app::swml::expr::text),
+            Program::Verbs(..) => None,
+        };
+        let body = payload::swml_refer_event(self, ctx.cfg, &r.refer_to.uri, state, refer_code, notify_code, tag);
         self.hook(ctx, &hook, Payload::Stamped(body), None);
     }
 }

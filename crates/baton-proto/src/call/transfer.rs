@@ -3,25 +3,74 @@
 //! the call. The decisions themselves are `refer::Transfer`'s.
 
 use super::payload;
-use super::refer::{self, Outcome};
+use super::refer::{self, Attempt, Outcome, Transfer};
 use super::verbs::Running;
-use super::{Call, Ctx, Subscription};
-use crate::app::{Step, Verb};
+use super::{Call, Ctx, Left, Subscription};
+use crate::app::{ByeAfter, Step, Verb};
 use crate::hook::Payload;
+use crate::profile::ReferredBy;
 use crate::sip::digest;
 use crate::sip::parse::Message;
+use crate::sip::write::address;
 use crate::sip::write::Unwritable;
 use crate::txn::TxnId;
 use std::time::Instant;
 
 impl Call {
-    /// The REFER could not be written (a value would have changed its structure): the verb
-    /// fails as a REFER refused with 500 would, its actionHook says why, nothing is sent.
-    pub(super) fn refer_not_sent(&mut self, ctx: &mut Ctx<'_>, e: Unwritable) {
+    /// Sends the REFER for target `attempt` of the current `sip:refer` (docs/behaviour.md
+    /// §2.1), written the call's trunk profile's way (§8).
+    pub(super) fn send_refer(&mut self, ctx: &mut Ctx<'_>, attempt: usize) {
+        let Some(step) = self.current.clone() else { return };
+        let Verb::Refer(r) = &step.verb else { return };
+        let Some(target) = r.target(attempt) else { return };
+        let profile = self.profile.and_then(|i| ctx.cfg.profiles.get(usize::from(i)));
+        let host = match profile.and_then(|p| p.refer_host.clone()).or_else(|| ctx.cfg.refer_domain.clone()) {
+            Some(host) => host,
+            None => self.dialog.remote_host(),
+        };
+        let uui = r.uui.iter().map(|u| ("User-to-User".to_string(), u.clone()));
+        let uri_headers: Vec<(String, String)> = uui.chain(r.refer_to_headers.iter().cloned()).collect();
+        let refer_to = match crate::profile::refer_to(&target.uri, profile, &host, &uri_headers) {
+            Ok(value) => value,
+            Err(e) => return self.refer_not_sent(ctx, e, target.uri.clone()),
+        };
+        let mut headers = vec![("Refer-To".to_string(), refer_to.clone())];
+        let referred_by = match (profile.map(|p| &p.referred_by), &r.referred_by) {
+            (Some(ReferredBy::Omit), _) => None,
+            (_, Some(by)) => Some(address(by, r.referred_by_display.as_deref(), &host)),
+            (Some(ReferredBy::Fixed(by)), None) => Some(address(by, None, &host)),
+            (Some(ReferredBy::Transferee) | None, None) => Some(payload::referred_by(&self.identity, &host)),
+        };
+        headers.extend(referred_by.map(|by| ("Referred-By".to_string(), by)));
+        if let Some(p) = profile {
+            let own = |name: &str| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            headers.extend(p.headers.iter().filter(|(n, _)| !own(n)).cloned());
+        }
+        headers.extend(r.headers.iter().cloned());
+        let (txn, cseq) = match self.send_request(ctx, "REFER", &headers, None) {
+            Ok(sent) => sent,
+            Err(e) => return self.refer_not_sent(ctx, e, refer_to),
+        };
+        let timeout = target.timeout.or(r.timeout).or(profile.and_then(|p| p.notify_timeout));
+        self.sub = Some(Subscription::new(cseq));
+        self.running = Running::Refer {
+            transfer: Transfer::new(cseq, timeout.unwrap_or(ctx.cfg.notify_timeout)),
+            txn,
+            headers,
+            challenges: 0,
+            since: ctx.now,
+            target: refer_to,
+        };
+    }
+
+    /// The REFER could not be written (a value would have changed its structure): the
+    /// attempt fails as a REFER refused with 500 would, its actionHook says why, nothing
+    /// is sent.
+    fn refer_not_sent(&mut self, ctx: &mut Ctx<'_>, e: Unwritable, target: String) {
         tracing::info!(call_sid = %self.sid, call_id = self.dialog.call_id(), error = %e, "REFER not sent");
         let outcome = Outcome { refer_status: 500, final_status: None, end: refer::End::NotSent };
         self.swml_refer_failed(&e);
-        self.complete_refer_with(ctx, outcome, false, Some(&e));
+        self.complete_attempt(ctx, outcome, false, Some(&e), target);
     }
 
     /// The caller is gone (or the call is being ended under it): a transfer in progress
@@ -36,46 +85,81 @@ impl Call {
         }
     }
 
-    /// `caller_gone`: the far end hung up during the transfer.
+    /// The REFER in flight ended; `caller_gone`: the far end hung up during the transfer.
     pub(super) fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
-        self.complete_refer_with(ctx, outcome, caller_gone, None);
+        let target = match &mut self.running {
+            Running::Refer { target, .. } => std::mem::take(target),
+            _ => String::new(),
+        };
+        self.complete_attempt(ctx, outcome, caller_gone, None, target);
     }
 
-    pub(super) fn complete_refer_with(
+    /// One target's attempt ended: the next target is tried if there is one and this
+    /// outcome allows it (docs/behaviour.md §2.5), else the verb completes.
+    fn complete_attempt(
         &mut self,
         ctx: &mut Ctx<'_>,
         outcome: Outcome,
         caller_gone: bool,
         unsent: Option<&Unwritable>,
+        target: String,
     ) {
-        let (verb_id, action_hook) = match self.current.as_deref() {
-            Some(Step { id, verb: Verb::Refer(r) }) => (id.clone(), r.action_hook.clone()),
-            _ => (None, None),
-        };
+        let Some(step) = self.current.clone() else { return };
+        let Step { id: verb_id, verb: Verb::Refer(r) } = &*step else { return };
         ctx.stats.transfers[outcome.counted_as() as usize] += 1;
         if let (Some(_), Running::Refer { since, .. }) = (outcome.final_status, &self.running) {
             ctx.stats.refer_final.record(ctx.now - *since);
         }
         tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), refer_status = outcome.refer_status,
-                       final_status = ?outcome.final_status, end = ?outcome.end, "transfer completed");
-        let action = action_hook.map(|hook| (hook, payload::refer_action(self, &outcome, verb_id, unsent)));
-        self.swml_refer_done(&outcome);
-        let call_over = outcome.transferred() || caller_gone;
-        if call_over {
-            // The caller has left (or hung up): the hook still fires, its verbs cannot run.
-            self.verb_status(ctx, "finished");
-            self.current = None;
-            if let Some((hook, body)) = action {
+                       final_status = ?outcome.final_status, end = ?outcome.end, target, "transfer attempt completed");
+        let failover = !r.failover.is_empty();
+        let attempt = Attempt { target, outcome };
+        if failover {
+            if let Some(hook) = r.event_hook.clone() {
+                let body = payload::attempt_event(self, verb_id.clone(), self.tried.len(), &attempt, unsent);
                 self.hook(ctx, &hook, Payload::Event(body), None);
             }
-            self.running = Running::Stopped;
-            if outcome.transferred() {
-                self.hang_up(ctx, &[]);
+            self.tried.push(attempt);
+            let next = self.tried.len();
+            if !caller_gone && outcome.may_fail_over() && r.target(next).is_some() {
+                return self.send_refer(ctx, next);
             }
-            return;
         }
-        self.finish_verb(ctx, action);
-        self.advance(ctx);
+        let attempts = std::mem::take(&mut self.tried);
+        let action = r.action_hook.clone().map(|hook| {
+            let body = payload::refer_action(self, &outcome, verb_id.clone(), unsent, attempts);
+            (hook, body)
+        });
+        self.swml_refer_done(&outcome);
+        let call_over = outcome.transferred() || caller_gone;
+        if !call_over {
+            self.finish_verb(ctx, action);
+            return self.advance(ctx);
+        }
+        // The caller has left (or hung up): the hook still fires, its verbs cannot run.
+        self.verb_status(ctx, "finished");
+        self.current = None;
+        if let Some((hook, body)) = action {
+            self.hook(ctx, &hook, Payload::Event(body), None);
+        }
+        self.running = Running::Stopped;
+        let after = r.bye_after_success.or_else(|| {
+            let profile = self.profile.and_then(|i| ctx.cfg.profiles.get(usize::from(i)));
+            profile.and_then(|p| p.bye_after_success)
+        });
+        self.left = Some(Left::Gone);
+        if outcome.transferred() {
+            match after.unwrap_or(ByeAfter::Now) {
+                ByeAfter::Now => self.hang_up(ctx, &[]),
+                ByeAfter::Wait(wait) => self.left = Some(Left::ByeAt(ctx.now + wait)),
+                ByeAfter::Never => {}
+            }
+        }
+        // A SWML document goes on without the call (docs/behaviour.md §3.3).
+        if self.detached() {
+            self.running = Running::Idle;
+            self.advance(ctx);
+        }
     }
 
     /// Sends the REFER again with Digest credentials (docs/behaviour.md §2.2): once per

@@ -4,12 +4,12 @@
 
 use super::payload;
 use super::refer::Transfer;
-use super::{Call, Ctx, Phase, Status, Subscription};
+use super::{Call, Ctx, Phase, Status};
 use crate::app::{Application, Doc, Headers, Hook, Step, Verb};
 use crate::event::{Detail, Event, Kind};
 use crate::hook::{Answer, Expect, HookOutcome, Payload};
 use crate::sip::header::Name;
-use crate::sip::write::{address, reason, Unwritable};
+use crate::sip::write::{reason, Unwritable};
 use crate::txn::TxnId;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -38,8 +38,10 @@ pub(super) enum Running {
         headers: Vec<(String, String)>,
         /// Challenges answered so far.
         challenges: u8,
-        /// When the first REFER left: the transfer's latencies count from then.
+        /// When this REFER left: the transfer's latencies count from then.
         since: Instant,
+        /// The Refer-To it carries, for the hooks that report each attempt.
+        target: String,
     },
     Request {
         txn: TxnId,
@@ -79,7 +81,8 @@ impl Call {
     /// Runs verbs until one has to wait.
     pub(super) fn advance(&mut self, ctx: &mut Ctx<'_>) {
         while matches!(self.running, Running::Idle) {
-            if self.phase() == Phase::Ended {
+            let detached = self.detached();
+            if self.phase() == Phase::Ended && !detached {
                 self.running = Running::Stopped;
                 return;
             }
@@ -89,7 +92,9 @@ impl Call {
                 Next::End => {
                     tracing::debug!(call_sid = %self.sid, call_id = self.dialog.call_id(), "application ended");
                     self.running = Running::Stopped;
-                    self.hang_up(ctx, &[]);
+                    if !detached {
+                        self.hang_up(ctx, &[]);
+                    }
                     return;
                 }
             };
@@ -110,28 +115,9 @@ impl Call {
     pub(super) fn start_current(&mut self, ctx: &mut Ctx<'_>) {
         let Some(step) = self.current.clone() else { return };
         match &step.verb {
-            Verb::Refer(r) => {
-                let host = ctx.cfg.refer_domain.clone().unwrap_or_else(|| self.dialog.remote_host());
-                let mut headers = vec![("Refer-To".to_string(), address(&r.refer_to, None, &host))];
-                let referred_by = match &r.referred_by {
-                    Some(by) => address(by, r.referred_by_display.as_deref(), &host),
-                    None => payload::referred_by(&self.identity, &host),
-                };
-                headers.push(("Referred-By".to_string(), referred_by));
-                headers.extend(r.headers.iter().cloned());
-                let (txn, cseq) = match self.send_request(ctx, "REFER", &headers, None) {
-                    Ok(sent) => sent,
-                    Err(e) => return self.refer_not_sent(ctx, e),
-                };
-                let timeout = r.timeout.unwrap_or(ctx.cfg.notify_timeout);
-                self.sub = Some(Subscription::new(cseq));
-                self.running = Running::Refer {
-                    transfer: Transfer::new(cseq, timeout),
-                    txn,
-                    headers,
-                    challenges: 0,
-                    since: ctx.now,
-                };
+            Verb::Refer(_) => {
+                self.tried.clear();
+                self.send_refer(ctx, 0);
             }
             Verb::Decline { status, reason: why, headers } => {
                 if self.phase() == Phase::Early {
@@ -148,6 +134,10 @@ impl Call {
             Verb::Hangup { headers } => self.hang_up(ctx, headers),
             Verb::Pause { length } => self.running = Running::Pause { until: ctx.now + *length },
             Verb::Answer => self.finish_verb(ctx, None),
+            Verb::Skipped(name) => {
+                crate::app::skipped(name);
+                self.finish_verb(ctx, None);
+            }
             Verb::Redirect { action_hook } => {
                 let body = Payload::Event(Event(Kind::Call(payload::call_fields(self), Detail::Nothing)));
                 self.wait_for(ctx, action_hook, body, Expect::Verbs, AfterHook::Replace);

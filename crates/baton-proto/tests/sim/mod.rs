@@ -13,7 +13,8 @@ pub mod text;
 
 use baton_proto::sip::{parse, Name};
 use baton_proto::{
-    parse_document, read_answer, Answer, Engine, Expect, Flow, Hook, HookJob, HookReply, Output, Seed, Settings,
+    parse_document, read_answer, Answer, DocRules, Engine, Expect, Flow, Hook, HookJob, HookReply, Output, Seed,
+    Settings,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -109,6 +110,8 @@ pub struct Sim {
     pub doubled: usize,
     /// Times the engine's deadline woke it (each a wake-up of a real shard).
     pub wakeups: usize,
+    /// What the hook side accepts of the documents it reads.
+    pub rules: DocRules,
 }
 
 impl Sim {
@@ -149,6 +152,7 @@ impl Sim {
             lost: 0,
             doubled: 0,
             wakeups: 0,
+            rules: DocRules { max_verbs: 1000, ..DocRules::default() },
         };
         sim.answer_hook("/call", 200, &app.to_string());
         sim
@@ -189,7 +193,7 @@ impl Sim {
             let (delay, status, body) = self.hook_answers.get(&job.hook.url).cloned().unwrap_or_default();
             let outcome = match reply.expect {
                 Expect::Http => Ok(Answer::Http { status, body }),
-                _ if (200..300).contains(&status) => read_answer(&body, reply.expect, 1000),
+                _ if (200..300).contains(&status) => read_answer(&body, reply.expect, self.rules),
                 _ => Err(format!("the application's hook answered HTTP {status}")),
             };
             let reply = HookReply { shard: reply.shard, call: reply.call, token: reply.token, outcome };
@@ -500,6 +504,17 @@ impl Leg {
     pub fn notify(&mut self, sim: &mut Sim, refer: &Sip, status: &str, state: &str) -> u16 {
         sim.request(&self.next_notify(refer, status, state))
     }
+}
+
+/// A call whose transfer succeeds: INVITE, REFER answered 202, a final NOTIFY 200. Returns
+/// the carrier's leg and when (virtual time) the NOTIFY was first sent.
+pub fn transferred(sim: &mut Sim, call_id: &str) -> (Leg, Duration) {
+    let mut leg = sim.call(call_id);
+    let refer = sim.expect_request("REFER");
+    sim.respond(&refer, 202, "");
+    let at = sim.elapsed();
+    assert_eq!(leg.notify(sim, &refer, "200 OK", "terminated"), 200);
+    (leg, at)
 }
 
 /// Runs `case` under each of `seeds` on a bad network, naming the seed that fails.

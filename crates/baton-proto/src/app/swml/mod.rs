@@ -4,7 +4,9 @@
 pub mod expr;
 pub mod run;
 
-use super::validate::{doc_error, kind, DocError, Props};
+use super::media::{self, Media};
+use super::validate::{check_uri_headers, doc_error, kind, DocError, Props};
+use super::Headers;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub enum Method {
     },
     Request(Request),
     SipRefer(SipRefer),
+    /// A media method, loaded under `--media skip`.
+    Skipped(&'static str),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -67,35 +71,11 @@ pub struct SipRefer {
     pub status_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// RFC 7433 User-to-User for the target's INVITE (baton's extension).
+    pub uui: Option<String>,
+    /// Headers escaped into the Refer-To URI (baton's extension).
+    pub refer_to_headers: Headers,
 }
-
-/// SWML methods that need a media engine.
-const MEDIA_METHODS: &[&str] = &[
-    "play",
-    "prompt",
-    "record",
-    "record_call",
-    "stop_record_call",
-    "receive_fax",
-    "send_fax",
-    "send_digits",
-    "connect",
-    "denoise",
-    "stop_denoise",
-    "detect_machine",
-    "live_transcribe",
-    "live_translate",
-    "ai",
-    "amazon_bedrock",
-    "pay",
-    "tap",
-    "stop_tap",
-    "join_room",
-    "join_conference",
-    "enter_queue",
-    "send_sms",
-    "user_event",
-];
 
 /// Default cap on how often one `goto` may jump, so a loop cannot run forever.
 const GOTO_MAX: u32 = 100;
@@ -111,7 +91,7 @@ pub fn is_swml(value: &Value) -> bool {
     value.get("sections").is_some() || value.get("version").is_some()
 }
 
-pub fn load(value: &Value) -> Result<Document, Vec<DocError>> {
+pub fn load(value: &Value, media: Media) -> Result<Document, Vec<DocError>> {
     let Some(Value::Object(sections)) = value.get("sections") else {
         return Err(doc_error("a SWML document needs \"sections\", an object of named method lists"));
     };
@@ -121,7 +101,7 @@ pub fn load(value: &Value) -> Result<Document, Vec<DocError>> {
     let mut errors = Vec::new();
     let mut out = HashMap::new();
     for (name, methods) in sections {
-        if let Some(block) = block(methods, name, &mut errors) {
+        if let Some(block) = block(methods, name, media, &mut errors) {
             out.insert(name.clone(), block);
         }
     }
@@ -144,18 +124,18 @@ fn error(errors: &mut Vec<DocError>, section: &str, index: Option<usize>, verb: 
     });
 }
 
-fn block(value: &Value, section: &str, errors: &mut Vec<DocError>) -> Option<Block> {
+fn block(value: &Value, section: &str, media: Media, errors: &mut Vec<DocError>) -> Option<Block> {
     let Value::Array(items) = value else {
         error(errors, section, None, None, format!("must be a list of methods, not {}", kind(value)));
         return None;
     };
     let before = errors.len();
     let methods: Vec<Method> =
-        items.iter().enumerate().filter_map(|(i, item)| method(item, section, i, errors)).collect();
+        items.iter().enumerate().filter_map(|(i, item)| method(item, section, i, media, errors)).collect();
     (errors.len() == before).then(|| methods.into())
 }
 
-fn method(item: &Value, section: &str, index: usize, errors: &mut Vec<DocError>) -> Option<Method> {
+fn method(item: &Value, section: &str, index: usize, media: Media, errors: &mut Vec<DocError>) -> Option<Method> {
     let empty = Value::Object(Map::new());
     let (name, body) = match item {
         Value::String(name) => (name.as_str(), &empty),
@@ -171,8 +151,12 @@ fn method(item: &Value, section: &str, index: usize, errors: &mut Vec<DocError>)
             return None;
         }
     };
-    if MEDIA_METHODS.contains(&name) {
-        error(errors, section, Some(index), Some(name), format!("{name}: needs media, which baton does not provide"));
+    if let Some(name) = media::find(media::SWML, name) {
+        if media == Media::Skip {
+            return Some(Method::Skipped(name));
+        }
+        let problem = format!("{name}: needs media, which baton does not provide (--media skip passes it over)");
+        error(errors, section, Some(index), Some(name), problem);
         return None;
     }
     let nested = |key: &str| format!("{section}[{index}].{key}");
@@ -204,10 +188,10 @@ fn method(item: &Value, section: &str, index: usize, errors: &mut Vec<DocError>)
                         if let Err(e) = expr::check(when) {
                             error(errors, &path, None, Some("cond"), format!("\"when\": {e}"));
                         }
-                        out.push((Some(when.clone()), block(then, &format!("{path}.then"), errors)?));
+                        out.push((Some(when.clone()), block(then, &format!("{path}.then"), media, errors)?));
                     }
                     (None, None, Some(otherwise)) => {
-                        out.push((None, block(otherwise, &format!("{path}.else"), errors)?))
+                        out.push((None, block(otherwise, &format!("{path}.else"), media, errors)?))
                     }
                     _ => error(errors, &path, None, Some("cond"), "each branch is {when, then} or {else}".into()),
                 }
@@ -246,14 +230,14 @@ fn method(item: &Value, section: &str, index: usize, errors: &mut Vec<DocError>)
             let cases = match p.take("case") {
                 Some(Value::Object(cases)) => cases
                     .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), block(v, &nested(&format!("case.{k}")), p.errors)?)))
+                    .filter_map(|(k, v)| Some((k.clone(), block(v, &nested(&format!("case.{k}")), media, p.errors)?)))
                     .collect(),
                 Some(other) => p
                     .reject("case", format!("must be an object of value: methods, not {}", kind(other)))
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
-            let default = p.take("default").and_then(|d| block(d, &nested("default"), p.errors));
+            let default = p.take("default").and_then(|d| block(d, &nested("default"), media, p.errors));
             variable.map(|variable| Method::Switch { variable, cases, default })
         }
         "execute" | "transfer" => {
@@ -304,7 +288,13 @@ fn method(item: &Value, section: &str, index: usize, errors: &mut Vec<DocError>)
             if username.is_some() != password.is_some() {
                 p.fail("password", "username and password go together");
             }
-            to_uri.map(|to_uri| Method::SipRefer(SipRefer { to_uri, status_url, username, password }))
+            let uui = p.uui("uui");
+            let refer_to_headers = p.uri_headers("refer_to_headers");
+            let uris = to_uri.as_deref().into_iter();
+            check_uri_headers(&mut p, ("to_uri", uris), uui.is_some(), ("refer_to_headers", &refer_to_headers));
+            to_uri.map(|to_uri| {
+                Method::SipRefer(SipRefer { to_uri, status_url, username, password, uui, refer_to_headers })
+            })
         }
         "label" | "unset" | "set" | "cond" => p.reject("", format!("{name}: unexpected form")),
         _ => p.reject("", format!("unknown method \"{name}\"")),
@@ -360,18 +350,21 @@ mod tests {
     use serde_json::json;
 
     fn errors(doc: Value) -> Vec<String> {
-        load(&doc).unwrap_err().iter().map(ToString::to_string).collect()
+        load(&doc, Media::Refuse).unwrap_err().iter().map(ToString::to_string).collect()
     }
 
     #[test]
     fn loads_the_seed_example_minus_media() {
-        let doc = load(&json!({"version": "1.0.0", "sections": {"main": [
+        let doc = load(
+            &json!({"version": "1.0.0", "sections": {"main": [
             "answer",
             {"sip_refer": {"to_uri": "sip:alice@example.com", "status_url": "https://example.com/status"}},
             {"cond": [{"when": "sip_refer_result == 'success'", "then": ["hangup"]}, {"else": [{"goto": "retry"}]}]},
             {"label": "retry"},
             {"execute": {"dest": "fallback", "params": {"n": 1}}}
-        ], "fallback": [{"set": {"x": "${params.n}"}}, {"return": "done"}]}}))
+        ], "fallback": [{"set": {"x": "${params.n}"}}, {"return": "done"}]}}),
+            Media::Refuse,
+        )
         .unwrap();
         assert_eq!(doc.sections["main"].len(), 5);
         assert!(matches!(&doc.sections["main"][1], Method::SipRefer(r) if r.to_uri == "sip:alice@example.com"));
@@ -384,7 +377,7 @@ mod tests {
             vec![
                 "section main, verb 0 (sip_refer), property \"to_uri\": is required",
                 "section main, verb 0 (sip_refer), property \"status_url\": must be a string, not a number",
-                "section main, verb 1 (play): play: needs media, which baton does not provide",
+                "section main, verb 1 (play): play: needs media, which baton does not provide (--media skip passes it over)",
             ]
         );
         assert_eq!(

@@ -174,6 +174,12 @@ impl Machine {
                     status_url: r.status_url.map(|u| expr::substitute(&u, self)),
                     username: r.username.map(|u| expr::substitute(&u, self)),
                     password: r.password.map(|p| expr::substitute(&p, self)),
+                    uui: r.uui.map(|u| expr::substitute(&u, self)),
+                    refer_to_headers: r
+                        .refer_to_headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), expr::substitute(v, self)))
+                        .collect(),
                 }))
             }
             Method::Request(r) => {
@@ -198,6 +204,7 @@ impl Machine {
                 }
             }
             Method::Label(_) => {}
+            Method::Skipped(name) => crate::app::skipped(name),
             Method::Goto { label, when, max } => {
                 let go = when.is_none_or(|w| expr::eval(&w, self).is_ok_and(|v| expr::truthy(&v)));
                 let count = self.jumps.entry(here).or_insert(0);
@@ -290,10 +297,16 @@ impl Scope for Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::Media;
     use serde_json::json;
 
     fn machine(doc: Value) -> Machine {
-        Machine::new(Arc::new(super::super::load(&doc).unwrap()), Map::new(), Map::new(), VarLimits::default())
+        Machine::new(
+            Arc::new(super::super::load(&doc, Media::Refuse).unwrap()),
+            Map::new(),
+            Map::new(),
+            VarLimits::default(),
+        )
     }
 
     #[test]
@@ -345,7 +358,9 @@ mod tests {
                 execute: true
             }
         );
-        let sub = super::super::load(&json!({"sections": {"main": [{"hangup": {"reason": "${params.a}"}}]}})).unwrap();
+        let sub =
+            super::super::load(&json!({"sections": {"main": [{"hangup": {"reason": "${params.a}"}}]}}), Media::Refuse)
+                .unwrap();
         m.fetched(Arc::new(sub), json!({"a": "x"}).as_object().unwrap().clone(), true);
         assert_eq!(m.advance(), Action::Hangup { reason: Some("x".into()) });
         assert_eq!(m.advance(), Action::Answer, "execute returns to the caller");

@@ -1,12 +1,17 @@
 //! One configuration, from a TOML file and flags (flags win), validated once at start.
 
+mod profiles;
+
 use crate::hooks::batch::BatchSettings;
 use crate::hooks::worker::HookSettings;
 use crate::io::{IoMode, COALESCE, COALESCE_MAX};
 use crate::server::ServerConfig;
 use crate::stream::tls::TlsFiles;
 use crate::stream::{Limits, StreamSettings};
-use baton_proto::{parse_document_within, Direction, EdgeLimits, Hook, Settings, Timers, Transport, VarLimits};
+use baton_proto::{
+    parse_document_within, Direction, DocRules, EdgeLimits, Hook, Media, Settings, Timers, Transport, VarLimits,
+};
+pub use profiles::ProfileToml;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -200,6 +205,31 @@ pub struct Options {
     /// Sent as env_vars in the call hook (TOML file only: a table).
     #[arg(skip)]
     pub env_vars: Option<serde_json::Value>,
+    /// Media verbs (say, play, ...): refuse a document naming one (the default), or skip
+    /// each where it stands, so a document written for a media platform runs.
+    #[arg(long, value_enum, value_name = "refuse|skip")]
+    pub media: Option<MediaArg>,
+    /// Carriers' trunk profiles (TOML file only: `[[profile]]` tables).
+    #[arg(skip)]
+    #[serde(rename = "profile")]
+    pub profiles: Option<Vec<ProfileToml>>,
+}
+
+/// `--media`.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaArg {
+    Refuse,
+    Skip,
+}
+
+impl From<MediaArg> for Media {
+    fn from(m: MediaArg) -> Media {
+        match m {
+            MediaArg::Refuse => Media::Refuse,
+            MediaArg::Skip => Media::Skip,
+        }
+    }
 }
 
 macro_rules! prefer {
@@ -268,7 +298,9 @@ impl Options {
             project_id,
             space_id,
             node_id,
-            env_vars
+            env_vars,
+            media,
+            profiles
         )
     }
 
@@ -286,11 +318,14 @@ impl Options {
         let (udp, streams): (Vec<_>, Vec<_>) = listen.into_iter().partition(|(t, _)| *t == Transport::Udp);
         let streams = self.stream_settings(streams)?;
         let listen = udp.into_iter().map(|(_, addr)| addr).collect();
+        let rules = DocRules {
+            max_verbs: self.max_verbs.unwrap_or(HookSettings::default().rules.max_verbs),
+            media: self.media.map_or(Media::Refuse, Media::from),
+        };
         let app = match &self.app {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("--app {}: {e}", path.display()))?;
-                let max_verbs = self.max_verbs.unwrap_or(HookSettings::default().max_verbs);
-                let app = parse_document_within(&text, max_verbs).map_err(|errors| {
+                let app = parse_document_within(&text, rules).map_err(|errors| {
                     let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
                     format!("--app {} is not a valid application:\n{}", path.display(), lines.join("\n"))
                 })?;
@@ -348,6 +383,7 @@ impl Options {
                     .map(|a| a.parse().map_err(|e| format!("--allow {e}")))
                     .collect::<Result<_, _>>()?,
             },
+            profiles: profiles::check_all(self.profiles.as_deref().unwrap_or_default())?,
         };
         let hook_defaults = HookSettings::default();
         let hooks = HookSettings {
@@ -366,7 +402,7 @@ impl Options {
                 Some(n) => n,
                 None => hook_defaults.connections,
             },
-            max_verbs: self.max_verbs.unwrap_or(hook_defaults.max_verbs),
+            rules,
             batch: match self.hook_batch_url {
                 Some(url) => Some(BatchSettings {
                     url: absolute(&url)?,
@@ -452,7 +488,8 @@ impl Options {
             ("source_burst", Some(format!("{:?}", s.edge.invite_burst))),
             ("source_unconfirmed", Some(s.edge.unconfirmed.to_string())),
             ("max_redirects", Some(s.max_redirects.to_string())),
-            ("max_verbs", Some(h.max_verbs.to_string())),
+            ("max_verbs", Some(h.rules.max_verbs.to_string())),
+            ("media", Some(text(if h.rules.media == Media::Skip { "skip" } else { "refuse" }))),
             ("swml_max_value", Some(s.swml_limits.value.to_string())),
             ("swml_max_vars", Some(s.swml_limits.total.to_string())),
             ("hook_max_answer", Some(h.max_answer.to_string())),
@@ -502,6 +539,14 @@ impl Options {
         if let Some(env) = &s.env_vars {
             let table = toml::Value::try_from(env).map_err(|e| format!("env_vars: {e}"))?;
             out.push_str(&format!("\n[env_vars]\n{}", toml::to_string(&table).unwrap_or_default()));
+        }
+        if let Some(profile) = self.profiles.as_ref().filter(|p| !p.is_empty()) {
+            #[derive(serde::Serialize)]
+            struct Profiles<'a> {
+                profile: &'a [ProfileToml],
+            }
+            let tables = toml::to_string(&Profiles { profile }).map_err(|e| format!("profile: {e}"))?;
+            out.push_str(&format!("\n{tables}"));
         }
         Ok(out)
     }
