@@ -1,18 +1,31 @@
 #![no_main]
-//! Arbitrary strings in every value a verb writes into a SIP message (Refer-To, Referred-By
-//! and its display name, a header name and value, a reason phrase, a method): the writer
-//! either refuses the message or writes one that parses back with exactly the headers meant.
+//! Arbitrary strings in every value a verb writes into a SIP message (Refer-To with headers
+//! escaped into its URI and a trunk profile's rewriting, Referred-By and its display name, a
+//! header name and value, a reason phrase, a method): the writer either refuses the message
+//! or writes one that parses back with exactly the headers meant.
 use baton_proto::sip::{address, parse, StartLine, Writer};
+use baton_proto::{refer_to, Plus, ReferScheme, TrunkProfile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.split('\u{1f}');
     let mut next = || parts.next().unwrap_or("x").to_string();
-    let (refer_to, by, display, name, value, reason, method) = (next(), next(), next(), next(), next(), next(), next());
+    let (target, by, display, name, value, reason, method) = (next(), next(), next(), next(), next(), next(), next());
 
+    let schemes = [ReferScheme::AsWritten, ReferScheme::Sip, ReferScheme::Tel];
+    let pluses = [Plus::Keep, Plus::Add, Plus::Strip];
+    let profile = TrunkProfile {
+        scheme: schemes[data.len() % 3],
+        plus: pluses[data.len() / 3 % 3],
+        refer_host: (data.len() % 2 == 0).then(|| "pstn.example".to_string()),
+        ..Default::default()
+    };
+    let uri_headers = [(name.clone(), value.clone())];
+    let profile = (data.len() % 5 != 0).then_some(&profile);
+    let Ok(target) = refer_to(&target, profile, "h", &uri_headers) else { return };
     let mut w = Writer::request(&method, "sip:carrier@192.0.2.1");
-    w.header("Refer-To", address(&refer_to, None, "h"));
+    w.header("Refer-To", target);
     w.header("Referred-By", address(&by, Some(&display), "h"));
     w.header(&name, value.as_str());
     if let Ok(bytes) = w.finish(None) {

@@ -57,7 +57,7 @@ fn unavailable() -> Response {
 fn render(c: &CallSummary) -> Value {
     let mut v = json!({"call_sid": &*c.call_sid, "call_id": c.call_id, "from": c.from, "to": c.to,
                        "state": c.state, "call_status": c.call_status, "sip_status": c.sip_status,
-                       "verb": c.verb});
+                       "verb": c.verb, "profile": c.profile});
     if let Some((refer_status, notify_status)) = c.transfer {
         v["transfer"] = json!({"refer_status": refer_status, "last_notify_status": notify_status});
     }

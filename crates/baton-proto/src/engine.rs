@@ -187,7 +187,7 @@ impl Engine {
     /// datagram path.
     pub fn call_summaries(&self) -> Vec<CallSummary> {
         let live = self.calls.values().filter_map(|s| match &s.state {
-            State::Live(call) if call.is_active() => Some(call.summary()),
+            State::Live(call) if call.is_active() => Some(call.summary(&self.cfg)),
             _ => None,
         });
         live.collect()

@@ -48,7 +48,7 @@ pub use engine::{Admission, Engine};
 pub use event::Event;
 pub use hook::{read_answer, Answer, Expect, HookJob, HookOutcome, HookReply, Payload, ReplyTo};
 pub use output::{Output, Transmit};
-pub use profile::{Plus, ReferScheme, ReferredBy, TrunkProfile};
+pub use profile::{refer_to, Plus, ReferScheme, ReferredBy, TrunkProfile};
 pub use settings::Settings;
 pub use sip::Direction;
 pub use stats::{Latency, Stats, TransferOutcome};

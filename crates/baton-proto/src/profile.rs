@@ -6,7 +6,7 @@
 use crate::admission::Cidr;
 use crate::app::{ByeAfter, Headers};
 use crate::sip::uri::starts_with_ci;
-use crate::sip::write::Unwritable;
+use crate::sip::write::{address, Unwritable};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -157,6 +157,9 @@ pub fn refer_to(
     host: &str,
     uri_headers: &[(String, String)],
 ) -> Result<String, Unwritable> {
+    if profile.is_none() && uri_headers.is_empty() {
+        return Ok(address(target, None, host));
+    }
     let host = profile.and_then(|p| p.refer_host.as_deref()).unwrap_or(host);
     let written = target.trim();
     let bracketed = written.starts_with(['<', '"']);

@@ -25,6 +25,8 @@ pub struct CallSummary {
     pub verb: Option<&'static str>,
     /// A transfer in progress: the REFER's response and the last NOTIFY status, when seen.
     pub transfer: Option<(Option<u16>, Option<u16>)>,
+    /// The trunk profile the call matched, by name.
+    pub profile: Option<String>,
 }
 
 /// What the operator asks of a call in progress (jambonz's `updateCall`).

@@ -194,6 +194,7 @@ fn a_trunk_profile_rewrites_the_refer() {
         let mut sim = Sim::with(seed, with_hangup(refer), Faults::bad(), |s| s.profiles = vec![elsewhere, profile]);
         sim.call("profile-1");
         let refer = sim.expect_request("REFER");
+        assert_eq!(sim.engine.call_summaries()[0].profile.as_deref(), Some("carrier"));
         assert_eq!(refer.raw("Refer-To").as_deref(), Some("<tel:+4915683084809>"));
         assert_eq!(refer.raw("Referred-By"), None, "the profile omits Referred-By");
         assert_eq!(refer.raw("X-Trunk").as_deref(), Some("t1"));

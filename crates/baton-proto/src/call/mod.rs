@@ -156,11 +156,13 @@ impl Call {
         let advertised = ctx.cfg.advertised(flow.local, msg);
         let dialog = Dialog::from_invite(msg, core, &ctx.ids.tag(), flow, &advertised)?;
         let sid: Arc<str> = ctx.ids.call_sid().into();
-        let request_host = match msg.start {
-            StartLine::Request { uri, .. } => Uri::parse(uri).map(|u| u.host),
-            StartLine::Response { .. } => None,
+        let profile = match (&ctx.cfg.profiles[..], msg.start) {
+            ([], _) => None,
+            (profiles, StartLine::Request { uri, .. }) => {
+                crate::profile::find(profiles, flow.remote.ip(), Uri::parse(uri).map(|u| u.host))
+            }
+            (profiles, StartLine::Response { .. }) => crate::profile::find(profiles, flow.remote.ip(), None),
         };
-        let profile = crate::profile::find(&ctx.cfg.profiles, flow.remote.ip(), request_host);
         let mut call = Call {
             key,
             identity: payload::identity(msg, core, &sid, ctx.ids.trace_id(), flow),
@@ -189,6 +191,9 @@ impl Call {
             left: None,
             tried: Vec::new(),
         };
+        if let Some(trunk) = call.trunk(ctx.cfg) {
+            tracing::debug!(call_sid = %call.sid, call_id = call.dialog.call_id(), profile = trunk.name, "trunk profile");
+        }
         call.report_status(ctx, Status::Trying);
         match (&ctx.cfg.app, &ctx.cfg.call_hook) {
             (Some(app), _) => {
@@ -208,6 +213,11 @@ impl Call {
             (None, None) => call.reject(ctx, "no application is configured"),
         }
         Ok(call)
+    }
+
+    /// The trunk profile the call matched (docs/behaviour.md §8).
+    fn trunk<'c>(&self, cfg: &'c Settings) -> Option<&'c crate::profile::TrunkProfile> {
+        self.profile.and_then(|i| cfg.profiles.get(usize::from(i)))
     }
 
     /// A SWML document running on after its caller left (docs/behaviour.md §3.3).
@@ -720,7 +730,7 @@ impl Call {
     }
 
     /// The call as an operator sees it.
-    pub fn summary(&self) -> CallSummary {
+    pub fn summary(&self, cfg: &Settings) -> CallSummary {
         let (state, transfer) = match (&self.running, self.phase()) {
             (Running::Refer { transfer, .. }, phase) => {
                 (phase, Some((transfer.refer_status(), transfer.last_status())))
@@ -742,6 +752,7 @@ impl Call {
             sip_status: self.sip_status,
             verb: self.current.as_deref().map(|step| step.verb.name()),
             transfer,
+            profile: self.trunk(cfg).map(|p| p.name.clone()),
         }
     }
 

@@ -158,7 +158,8 @@ fn an_update_cuts_a_wait_short_but_not_a_transfer() {
     assert_eq!(call.update(&mut b.ctx(), CallUpdate::Application(refer.clone())), Ok(()));
     assert_eq!(b.take().0, ["REFER sip:alice@10.0.0.2 SIP/2.0"], "the pause is cut short");
     assert_eq!(call.update(&mut b.ctx(), CallUpdate::Application(refer)), Err(UpdateError::Busy));
-    assert_eq!(call.summary().transfer, Some((None, None)));
+    let summary = call.summary(&b.cfg);
+    assert_eq!((summary.transfer, summary.profile), (Some((None, None)), None));
     assert_eq!(call.update(&mut b.ctx(), CallUpdate::Hangup), Ok(()));
     assert_eq!(b.take().0, ["BYE sip:alice@10.0.0.2 SIP/2.0"]);
     assert_eq!(call.update(&mut b.ctx(), CallUpdate::Hangup), Err(UpdateError::NotFound), "over");

@@ -23,7 +23,7 @@ impl Call {
         let Some(step) = self.current.clone() else { return };
         let Verb::Refer(r) = &step.verb else { return };
         let Some(target) = r.target(attempt) else { return };
-        let profile = self.profile.and_then(|i| ctx.cfg.profiles.get(usize::from(i)));
+        let profile = self.trunk(ctx.cfg);
         let host = match profile.and_then(|p| p.refer_host.clone()).or_else(|| ctx.cfg.refer_domain.clone()) {
             Some(host) => host,
             None => self.dialog.remote_host(),
@@ -34,7 +34,7 @@ impl Call {
             Ok(value) => value,
             Err(e) => return self.refer_not_sent(ctx, e, target.uri.clone()),
         };
-        let mut headers = vec![("Refer-To".to_string(), refer_to.clone())];
+        let mut headers = vec![("Refer-To".to_string(), refer_to)];
         let referred_by = match (profile.map(|p| &p.referred_by), &r.referred_by) {
             (Some(ReferredBy::Omit), _) => None,
             (_, Some(by)) => Some(address(by, r.referred_by_display.as_deref(), &host)),
@@ -49,7 +49,7 @@ impl Call {
         headers.extend(r.headers.iter().cloned());
         let (txn, cseq) = match self.send_request(ctx, "REFER", &headers, None) {
             Ok(sent) => sent,
-            Err(e) => return self.refer_not_sent(ctx, e, refer_to),
+            Err(e) => return self.refer_not_sent(ctx, e, std::mem::take(&mut headers[0].1)),
         };
         let timeout = target.timeout.or(r.timeout).or(profile.and_then(|p| p.notify_timeout));
         self.sub = Some(Subscription::new(cseq));
@@ -59,7 +59,6 @@ impl Call {
             headers,
             challenges: 0,
             since: ctx.now,
-            target: refer_to,
         };
     }
 
@@ -87,8 +86,9 @@ impl Call {
 
     /// The REFER in flight ended; `caller_gone`: the far end hung up during the transfer.
     pub(super) fn complete_refer(&mut self, ctx: &mut Ctx<'_>, outcome: Outcome, caller_gone: bool) {
+        // The REFER's own headers start with its Refer-To; they are not needed once it ended.
         let target = match &mut self.running {
-            Running::Refer { target, .. } => std::mem::take(target),
+            Running::Refer { headers, .. } => headers.first_mut().map(|(_, to)| std::mem::take(to)).unwrap_or_default(),
             _ => String::new(),
         };
         self.complete_attempt(ctx, outcome, caller_gone, None, target);
@@ -143,10 +143,7 @@ impl Call {
             self.hook(ctx, &hook, Payload::Event(body), None);
         }
         self.running = Running::Stopped;
-        let after = r.bye_after_success.or_else(|| {
-            let profile = self.profile.and_then(|i| ctx.cfg.profiles.get(usize::from(i)));
-            profile.and_then(|p| p.bye_after_success)
-        });
+        let after = r.bye_after_success.or_else(|| self.trunk(ctx.cfg).and_then(|p| p.bye_after_success));
         self.left = Some(Left::Gone);
         if outcome.transferred() {
             match after.unwrap_or(ByeAfter::Now) {

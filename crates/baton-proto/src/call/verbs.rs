@@ -40,8 +40,6 @@ pub(super) enum Running {
         challenges: u8,
         /// When this REFER left: the transfer's latencies count from then.
         since: Instant,
-        /// The Refer-To it carries, for the hooks that report each attempt.
-        target: String,
     },
     Request {
         txn: TxnId,

@@ -356,6 +356,9 @@ pub fn address(value: &str, display: Option<&str>, host: &str) -> String {
     out.push('<');
     if ["sip:", "sips:", "tel:"].iter().any(|s| starts_with_ci(value, s)) {
         out.push_str(value);
+    } else if value.contains('@') {
+        out.push_str("sip:");
+        out.push_str(value);
     } else {
         for part in ["sip:", value, "@", host] {
             out.push_str(part);
@@ -507,6 +510,7 @@ mod tests {
         assert_eq!(address("+15083084809", None, "10.0.0.1:5060"), "<sip:+15083084809@10.0.0.1:5060>");
         assert_eq!(address("SIPS:alice@x.example", None, "h"), "<SIPS:alice@x.example>");
         assert_eq!(address("tel:+4915683084809", None, "h"), "<tel:+4915683084809>");
+        assert_eq!(address("alice@example.com", None, "h"), "<sip:alice@example.com>");
         assert_eq!(address("<sip:a@b>;foo=1", None, "h"), "<sip:a@b>;foo=1");
         assert_eq!(address("bot", Some("The \"Bot\""), "h"), "\"The \\\"Bot\\\"\" <sip:bot@h>");
     }
