@@ -193,3 +193,24 @@ fn when_the_caller_hangs_up_during_the_transfer_the_document_goes_on() {
         assert!(sim.received("BYE").is_empty(), "hangup needs the call: it ended the document quietly");
     });
 }
+
+#[test]
+fn sip_refer_carries_uui_and_refer_to_headers() {
+    let doc = json!({"sections": {"main": [
+        {"set": {"case": "CS 7"}},
+        {"sip_refer": {"to_uri": "sip:agent@example.com", "uui": "c0ffee",
+                       "refer_to_headers": {"X-Case": "${case}"}}},
+        "hangup"
+    ]}});
+    let mut sim = Sim::new(3, doc, Faults::bad());
+    sim.call("swml-uui");
+    let refer = sim.expect_request("REFER");
+    assert_eq!(
+        refer.raw("Refer-To").as_deref(),
+        Some("<sip:agent@example.com?User-to-User=c0ffee%3Bencoding%3Dhex&X-Case=CS%207>")
+    );
+    sim.respond(&refer, 603, "");
+    let bye = sim.expect_request("BYE");
+    sim.respond(&bye, 200, "");
+    sim.settle();
+}
