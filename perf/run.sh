@@ -9,6 +9,8 @@
 #      again with coalescing off (--coalesce-us 0)
 #   3. the same with hooks on: four per transfer, batched, to the generator's hook sink
 #   4. 100,000 calls parked at once (answered, waiting before the REFER): memory per call
+#   5. over TCP and TLS against UDP
+#   6. across a veth pair (root): --io xdp against io_uring, epoll and the C floor (xdp.sh)
 # IO=uring|epoll picks the backend of parts 1, 3 and 4 (default: auto).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -170,3 +172,10 @@ for rate in 5000 10000 15000; do
   done
 done
 
+
+echo "== 6. across a veth pair: --io xdp against io_uring, epoll and the C floor (root only)"
+if [ "$(id -u)" = 0 ]; then
+  "$here/xdp.sh" 1000 5000 10000 15000 18000
+else
+  echo "skipped: network namespaces and XDP need root"
+fi

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     /// Reactor threads, each with its own sockets on every listen address.
     pub shards: usize,
     pub io: IoMode,
+    /// With `--io xdp`: spin on the rings instead of sleeping (lowest latency, one busy core
+    /// per shard).
+    pub xdp_busy_poll: bool,
     /// While datagrams arrive steadily (2 to 16 per wait, see `io::gather`), a shard wakes
     /// at most once per this long.
     pub coalesce: Duration,
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             api_token: None,
             shards: 1,
             io: IoMode::Auto,
+            xdp_busy_poll: false,
             coalesce: crate::io::COALESCE,
             pin: false,
         }
@@ -87,7 +91,16 @@ impl Server {
     pub fn start(config: ServerConfig) -> std::io::Result<Server> {
         let shards = config.shards.clamp(1, usize::from(u16::MAX));
         let sockets = bind_all(&config.listen, shards)?;
-        let addrs = sockets[0].iter().map(|(_, a)| *a).collect();
+        let addrs: Vec<SocketAddr> = sockets[0].iter().map(|(_, a)| *a).collect();
+        let xdp = match (&config.io, &addrs[..]) {
+            (IoMode::Xdp(iface), [listen]) => {
+                Some(crate::io::xdp::Interface::open(iface, *listen).map_err(std::io::Error::other)?)
+            }
+            (IoMode::Xdp(iface), _) => {
+                return Err(std::io::Error::other(format!("--io xdp:{iface} takes exactly one udp: listen address")))
+            }
+            _ => None,
+        };
         let mut peers = Vec::with_capacity(shards);
         let mut mailboxes = Vec::with_capacity(shards);
         for _ in 0..shards {
@@ -133,14 +146,19 @@ impl Server {
             let seed = baton_proto::Seed::from_os()?;
             let (ready, is_ready) = std::sync::mpsc::sync_channel(1);
             let grace = config.grace;
-            let (io, coalesce) = (config.io, config.coalesce);
+            let (io, coalesce) = (config.io.clone(), config.coalesce);
+            let lane = xdp.clone().map(|iface| crate::io::xdp::Lane {
+                iface,
+                queue: u32::from(id),
+                busy_poll: config.xdp_busy_poll,
+            });
             let streams = stream_sender.clone();
             let thread = std::thread::Builder::new().name(format!("baton-shard-{i}")).spawn(move || {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
                 // Opened here: a ring belongs to the thread that submits to it.
-                let backend = match crate::io::open(io, sockets, peers[i].waker.clone(), coalesce) {
+                let backend = match crate::io::open(&io, sockets, peers[i].waker.clone(), coalesce, lane) {
                     Ok((backend, name)) => {
                         let _ = ready.send(Ok(name));
                         backend

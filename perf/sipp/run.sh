@@ -6,6 +6,8 @@
 #
 # Defaults: 20 calls per scenario at 10 calls/s. The acceptance run is `run.sh 1000 100 happy`.
 # TRANSPORT=tcp plays them over one TCP connection (SIPp's -t t1) to a tcp: listener.
+# XDP=1 runs baton with --io xdp in a network namespace of its own and SIPp in another,
+# joined by a veth pair (needs root; the hook server runs beside baton).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,10 +24,20 @@ if [ -z "${BATON_BIN:-}" ]; then
 fi
 
 work=$(mktemp -d)
+in_a=() in_b=() ip_a=127.0.0.1 ip_b=127.0.0.1 io=()
+if [ -n "${XDP:-}" ]; then
+  a=baton-sipp-a-$$ b=baton-sipp-b-$$
+  ip netns add "$a" && ip netns add "$b" &&
+    ip link add vsa numrxqueues 2 numtxqueues 2 netns "$a" type veth peer name vsb netns "$b" &&
+    ip -n "$a" addr add 10.78.0.1/24 dev vsa && ip -n "$b" addr add 10.78.0.2/24 dev vsb &&
+    ip -n "$a" link set vsa up && ip -n "$b" link set vsb up && ip -n "$a" link set lo up && ip -n "$b" link set lo up ||
+    { echo "XDP=1: cannot make the network namespaces (root is needed)" >&2; exit 2; }
+  in_a=(ip netns exec "$a") in_b=(ip netns exec "$b") ip_a=10.78.0.1 ip_b=10.78.0.2 io=(--io xdp:vsa)
+fi
 hook_port=${HOOK_PORT:-18080}
-python3 "$here/hooks.py" serve "$hook_port" "$work/hooks.jsonl" &
+"${in_a[@]}" python3 "$here/hooks.py" serve "$hook_port" "$work/hooks.jsonl" &
 hook_pid=$!
-trap 'kill $hook_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $hook_pid 2>/dev/null; rm -rf "$work"; [ -z "${XDP:-}" ] || { ip netns del "$a"; ip netns del "$b"; } 2>/dev/null' EXIT
 sleep 0.3
 
 transport=${TRANSPORT:-udp}
@@ -44,13 +56,13 @@ for name in "${scenarios[@]}"; do
     hook_down) app=(--call-hook "http://127.0.0.1:1/call") ;;
     *) app=(--app "$here/apps/$name.json" --hook-base "$hooks/") ;;
   esac
-  RUST_LOG=${RUST_LOG:-warn} "$bin" serve --listen "$transport:127.0.0.1:$port" "${app[@]}" \
+  RUST_LOG=${RUST_LOG:-warn} "${in_a[@]}" "$bin" serve --listen "$transport:$ip_a:$port" "${io[@]}" "${app[@]}" \
     --call-status-hook "$hooks/status" --dead-letter "$work/$name.dead" 2>"$work/$name.baton.log" &
   baton_pid=$!
   sleep 0.3
   started=$(date +%s.%N)
-  (cd "$work" && sipp "127.0.0.1:$port" -t "$sipp_transport" -sf "$here/$name.xml" -m "$calls" -r "$rate" -l 2000 \
-      -i 127.0.0.1 -p $((port + 1)) -buff_size 4194304 -timeout 120s -timeout_error -nostdin \
+  (cd "$work" && "${in_b[@]}" sipp "$ip_a:$port" -t "$sipp_transport" -sf "$here/$name.xml" -m "$calls" -r "$rate" -l 2000 \
+      -i "$ip_b" -p $((port + 1)) -buff_size 4194304 -timeout 120s -timeout_error -nostdin \
       -trace_err -error_file "$work/$name.errors" >"$work/$name.sipp.log" 2>&1)
   sipp_rc=$?
   elapsed=$(echo "$(date +%s.%N) - $started" | bc)
@@ -65,7 +77,7 @@ for name in "${scenarios[@]}"; do
   # Every hook must have been delivered, none dead-lettered.
   dead=$( [ -s "$work/$name.dead" ] && wc -l < "$work/$name.dead" || echo 0)
   if [ $sipp_rc -eq 0 ] && [ $hooks_rc -eq 0 ] && [ $baton_rc -eq 0 ] && [ "$dead" -eq 0 ]; then
-    printf 'PASS %-13s %5d calls over %s in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$transport" "$elapsed" $((cpu_us / calls))
+    printf 'PASS %-13s %5d calls over %s%s in %6.1fs, baton CPU %d µs per call\n' "$name" "$calls" "$transport" "${XDP:+ (xdp)}" "$elapsed" $((cpu_us / calls))
   else
     failed=$((failed + 1))
     printf 'FAIL %-13s sipp=%d hooks=%d baton-exit=%d dead-lettered=%d\n' "$name" $sipp_rc $hooks_rc $baton_rc "$dead"

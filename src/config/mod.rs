@@ -176,8 +176,12 @@ pub struct Options {
     pub shards: Option<usize>,
     /// I/O backend: io_uring, epoll with recvmmsg/sendmmsg, or auto (io_uring where the
     /// kernel allows it; the log says which).
-    #[arg(long, value_enum, env = "BATON_IO")]
+    #[arg(long, env = "BATON_IO", value_name = "auto|uring|epoll|xdp:IFACE", value_parser = parse_io)]
     pub io: Option<IoMode>,
+    /// With --io xdp: spin on the rings instead of sleeping, for the lowest latency at the
+    /// cost of one busy core per shard (default false).
+    #[arg(long, value_name = "BOOL")]
+    pub xdp_busy_poll: Option<bool>,
     /// While datagrams arrive steadily (a wait would gather from 2 to 16 of them), a shard
     /// wakes at most once per this many microseconds, so one wake-up carries a batch: less
     /// CPU per call at volume, at most this much more latency per message. 0 turns it off
@@ -291,6 +295,7 @@ impl Options {
             api_token,
             shards,
             io,
+            xdp_busy_poll,
             coalesce_us,
             pin,
             account_sid,
@@ -447,7 +452,8 @@ impl Options {
             metrics: self.metrics,
             api_token: self.api_token.clone(),
             shards,
-            io: self.io.unwrap_or_default(),
+            io: self.io.clone().unwrap_or_default(),
+            xdp_busy_poll: self.xdp_busy_poll.unwrap_or(false),
             coalesce,
             pin: self.pin.unwrap_or(true),
         })
@@ -517,7 +523,8 @@ impl Options {
             ("hook_flush", Some(secs(h.flush))),
             ("http", c.metrics.map(|a| text(&a.to_string()))),
             ("shards", Some(c.shards.to_string())),
-            ("io", Some(text(&format!("{:?}", c.io).to_lowercase()))),
+            ("io", Some(text(&c.io.to_string()))),
+            ("xdp_busy_poll", Some(c.xdp_busy_poll.to_string())),
             ("coalesce_us", Some(c.coalesce.as_micros().to_string())),
             ("pin", Some(c.pin.to_string())),
             ("account_sid", s.account_sid.as_deref().map(text)),
@@ -550,6 +557,10 @@ impl Options {
         }
         Ok(out)
     }
+}
+
+fn parse_io(s: &str) -> Result<IoMode, String> {
+    s.parse()
 }
 
 /// A rate or count flag: a finite number, 0 or more.
@@ -638,6 +649,8 @@ mod tests {
         let file: Options = toml::from_str("shards = 3\nio = \"epoll\"\napp = \"examples/transfer.json\"").unwrap();
         let cfg = Options::default().over(file).into_server_config().unwrap();
         assert_eq!((cfg.shards, cfg.io, cfg.pin), (3, IoMode::Epoll, true));
+        assert_eq!("xdp:veth0".parse(), Ok(IoMode::Xdp("veth0".into())));
+        assert!("xdp:".parse::<IoMode>().is_err());
         let flags = Options { shards: Some(0), app: Some("examples/transfer.json".into()), ..Options::default() };
         assert!(flags.into_server_config().unwrap_err().contains("--shards must be at least 1"));
         assert!(Options::default().into_server_config().unwrap_err().contains("--call-hook"));

@@ -1,5 +1,5 @@
-//! Datagram backends behind one trait, chosen at start (`--io auto|uring|epoll`): io_uring,
-//! and the portable path of epoll with recvmmsg/sendmmsg. A backend owns a shard's sockets
+//! Datagram backends behind one trait, chosen at start (`--io auto|uring|epoll|xdp:IFACE`):
+//! io_uring, the portable path of epoll with recvmmsg/sendmmsg, and AF_XDP kernel bypass. A backend owns a shard's sockets
 //! and its wake-up; the shard loop above it is the same for both.
 
 mod epoll;
@@ -8,6 +8,7 @@ mod mmsg;
 mod socket;
 mod uring;
 mod wake;
+pub mod xdp;
 
 pub use socket::bind;
 pub use wake::Waker;
@@ -17,14 +18,51 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Which backend runs the shards.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum IoMode {
-    /// io_uring where the kernel allows it, else epoll.
+    /// io_uring where the kernel allows it, else epoll (never XDP).
     #[default]
     Auto,
     Uring,
     Epoll,
+    /// AF_XDP on this interface (`xdp:IFACE`).
+    Xdp(String),
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<IoMode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(IoMode::Auto),
+            "uring" | "io_uring" => Ok(IoMode::Uring),
+            "epoll" => Ok(IoMode::Epoll),
+            _ => match s.trim().strip_prefix("xdp:") {
+                Some(iface) if !iface.is_empty() => Ok(IoMode::Xdp(iface.to_string())),
+                _ => Err(format!("{s:?}: must be auto, uring, epoll or xdp:INTERFACE")),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for IoMode {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<IoMode, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for IoMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoMode::Auto => f.write_str("auto"),
+            IoMode::Uring => f.write_str("uring"),
+            IoMode::Epoll => f.write_str("epoll"),
+            IoMode::Xdp(iface) => write!(f, "xdp:{iface}"),
+        }
+    }
 }
 
 /// One datagram as received: borrowed from the backend's buffer until the callback returns.
@@ -63,16 +101,24 @@ const MAX_DATAGRAM: usize = 65_536;
 /// and falls back to epoll; the name of the one chosen comes back for the log. Call it on
 /// the thread that will turn the backend.
 pub fn open(
-    mode: IoMode,
+    mode: &IoMode,
     sockets: Vec<(socket2::Socket, SocketAddr)>,
     waker: Arc<Waker>,
     coalesce: Duration,
+    lane: Option<xdp::Lane>,
 ) -> std::io::Result<(Box<dyn Backend>, &'static str)> {
     if !coalesce.is_zero() {
         gather::tighten_timer_slack();
     }
     let gather = gather::Gather::new(coalesce, std::time::Instant::now());
     match mode {
+        IoMode::Xdp(iface) => match lane {
+            Some(lane) => {
+                let (backend, name) = xdp::Xdp::new(lane, sockets, waker, gather)?;
+                Ok((Box::new(backend), name))
+            }
+            None => Err(std::io::Error::other(format!("--io xdp:{iface}: the interface was not opened"))),
+        },
         IoMode::Epoll => Ok((Box::new(epoll::Epoll::new(sockets, waker, gather)?), "epoll")),
         IoMode::Uring => match uring::Uring::new(sockets, waker, gather) {
             Ok(b) => Ok((Box::new(b), "io_uring")),

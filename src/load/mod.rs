@@ -230,7 +230,8 @@ fn run_one(cfg: &LoadConfig) -> std::io::Result<Report> {
             let socket = crate::io::bind(cfg.bind)?;
             let me = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
             // No coalescing: the generator answers at once, so the latencies it reports are baton's.
-            let (io, _) = crate::io::open(IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO)?;
+            let (io, _) =
+                crate::io::open(&IoMode::Epoll, vec![(socket, me)], Arc::new(Waker::new()?), Duration::ZERO, None)?;
             (Wire::Datagrams(io), me)
         }
         transport => {

@@ -207,16 +207,15 @@ pub fn start_server(
     match io_mode() {
         baton::io::IoMode::Uring => assert_eq!(server.io(), "io_uring"),
         baton::io::IoMode::Epoll => assert_eq!(server.io(), "epoll"),
-        baton::io::IoMode::Auto => {}
+        baton::io::IoMode::Auto | baton::io::IoMode::Xdp(_) => {}
     }
     server
 }
 
 /// The backend the suite runs on: `BATON_IO=uring|epoll|auto` (CI runs it on both).
 pub fn io_mode() -> baton::io::IoMode {
-    use clap::ValueEnum;
     let name = std::env::var("BATON_IO").unwrap_or_default();
-    baton::io::IoMode::from_str(&name, true).unwrap_or_default()
+    name.parse().unwrap_or_default()
 }
 
 /// A hook server, a running baton and a carrier pointed at it; baton stops on drop.
@@ -458,7 +457,7 @@ impl Baton {
         let want_io = match io_mode() {
             baton::io::IoMode::Uring => Some("io=\"io_uring\""),
             baton::io::IoMode::Epoll => Some("io=\"epoll\""),
-            baton::io::IoMode::Auto => None,
+            baton::io::IoMode::Auto | baton::io::IoMode::Xdp(_) => None,
         };
         let addr = loop {
             let line = lines.next().expect("baton exited before listening").unwrap();
