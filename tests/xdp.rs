@@ -97,12 +97,13 @@ struct XdpBaton {
 
 impl XdpBaton {
     /// None (after saying why) when the kernel refuses XDP here.
-    fn start(lab: &Lab, listen: &str, iface: &str) -> Option<XdpBaton> {
+    fn start(lab: &Lab, listen: &str, iface: &str, extra: &[&str]) -> Option<XdpBaton> {
         let app = concat!(env!("CARGO_MANIFEST_DIR"), "/perf/apps/transfer.json");
         let mut child = lab
             .exec(0, env!("CARGO_BIN_EXE_baton"))
-            .args(["serve", "--listen", listen, "--io", &format!("xdp:{iface}"), "--app", app, "--shards", "2"])
+            .args(["serve", "--listen", listen, "--io", &format!("xdp:{iface}"), "--app", app])
             .args(["--source-rate", "1000000", "--source-burst", "1000000", "--source-unconfirmed", "1000000"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -184,7 +185,9 @@ fn transfers_cross_a_veth_on_the_rings_while_the_kernel_keeps_arp_and_icmp() {
     let Some(lab) = Lab::new(2) else { return skip("could not make network namespaces") };
     let Some((xa, _)) = lab.link((0, "0.1"), (1, "0.2")) else { return skip("could not make a veth pair") };
     let baton_ip = lab.addr("0.1");
-    let Some(baton) = XdpBaton::start(&lab, &format!("udp:{baton_ip}:5060"), &xa) else { return };
+    let Some(baton) = XdpBaton::start(&lab, &format!("udp:{baton_ip}:5060"), &xa, &["--shards", "2"]) else {
+        return;
+    };
     // The carrier forgets baton's Ethernet address: ARP has to be answered with XDP attached.
     ip(&["-n", &lab.ns[1], "neigh", "flush", "all"]);
     load(&lab, 1, &baton_ip, &lab.addr("0.2"), 500);
@@ -218,7 +221,9 @@ fn a_carrier_behind_a_router_is_reached_through_the_gateway() {
         && run(lab.exec(1, "sysctl").args(["-qw", "net.ipv4.ip_forward=1"])).status.success();
     assert!(routed, "routes and forwarding");
     let baton_ip = lab.addr("0.1");
-    let Some(baton) = XdpBaton::start(&lab, &format!("udp:{baton_ip}:5060"), &xa) else { return };
+    // This one spins on its ring rather than sleeping (one shard: it takes a whole core).
+    let busy = ["--xdp-busy-poll", "true", "--shards", "1"];
+    let Some(baton) = XdpBaton::start(&lab, &format!("udp:{baton_ip}:5060"), &xa, &busy) else { return };
     load(&lab, 2, &baton_ip, &lab.addr("1.2"), 200);
     let counted = baton.stop();
     assert_eq!((counted("ring_in"), counted("socket_in")), (1400, 0));
@@ -239,4 +244,22 @@ fn a_missing_interface_or_a_wildcard_address_is_a_clean_error() {
     assert!(err.contains("--io xdp:lo: listen on an address of lo (not 0.0.0.0)"), "{err}");
     let out = run(baton().args(["serve", "--listen", "udp:127.0.0.1:0", "--io", "xdp", "--app", app]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be auto, uring, epoll or xdp:INTERFACE"));
+    // Without the privileges, the message names them.
+    if !is_root() {
+        return skip("not root: the privilege message is not checked");
+    }
+    let unprivileged = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_baton"))
+        .args(["serve", "--listen", "udp:127.0.0.1:0", "--io", "xdp:lo", "--app", app])
+        .stdin(Stdio::null())
+        .output();
+    match unprivileged {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("not permitted (baton needs CAP_BPF and CAP_NET_ADMIN, or root)"), "{err}");
+        }
+        Err(e) => skip(&format!("no setpriv here ({e}): the privilege message is not checked")),
+    }
 }

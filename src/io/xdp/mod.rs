@@ -86,6 +86,8 @@ struct Sock {
     socket: Socket,
     local: SocketAddr,
     out: SendQueue,
+    /// Readable, and not read empty since.
+    ready: bool,
 }
 
 pub struct Xdp {
@@ -100,6 +102,8 @@ pub struct Xdp {
     busy_poll: bool,
     frame: Vec<u8>,
     counts: Counts,
+    /// What `wait` polls, kept between turns.
+    fds: Vec<libc::pollfd>,
 }
 
 /// Datagrams that took the ring, and those that took the kernel's socket, each way: logged
@@ -161,8 +165,10 @@ impl Xdp {
             (_, None) => "xdp (kernel path: no queue for this shard)",
         };
         let neighbours = neigh::Neighbours::new(iface.ifindex)?;
-        let sockets =
-            sockets.into_iter().map(|(socket, local)| Sock { socket, local, out: SendQueue::default() }).collect();
+        let sockets = sockets
+            .into_iter()
+            .map(|(socket, local)| Sock { socket, local, out: SendQueue::default(), ready: true })
+            .collect();
         let backend = Xdp {
             xsk,
             iface,
@@ -174,21 +180,22 @@ impl Xdp {
             busy_poll: lane.busy_poll,
             frame: Vec::with_capacity(xsk::FRAME),
             counts: Counts::default(),
+            fds: Vec::new(),
         };
         Ok((backend, mode))
     }
 
     /// Sleeps on the AF_XDP socket, the kernel sockets and the waker until one is readable
-    /// or `timeout` passes. True when the waker fired.
-    fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(2 + self.sockets.len());
-        let mut watch = |fd| fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+    /// or `timeout` passes; clears the waker and marks the readable sockets.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fds.clear();
+        let mut watch = |fd| self.fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
         watch(self.waker.as_raw_fd());
-        if let Some(x) = &self.xsk {
-            watch(x.fd());
-        }
         for s in &self.sockets {
             watch(s.socket.as_raw_fd());
+        }
+        if let Some(x) = &self.xsk {
+            watch(x.fd());
         }
         let ms = match timeout {
             _ if self.busy_poll => 0,
@@ -197,27 +204,33 @@ impl Xdp {
             None => -1,
         };
         // SAFETY: `fds` is a live array of pollfd of the length given.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let r = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
         if r < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
         }
-        Ok(fds[0].revents != 0)
+        if self.fds[0].revents != 0 {
+            self.waker.reset();
+        }
+        for (s, fd) in self.sockets.iter_mut().zip(&self.fds[1..]) {
+            s.ready |= fd.revents != 0;
+        }
+        Ok(())
     }
 }
 
 impl Backend for Xdp {
     fn turn(&mut self, timeout: Option<Duration>, deliver: &mut dyn FnMut(Datagram<'_>)) -> io::Result<bool> {
         self.flush();
-        let mut timeout = timeout;
-        if let Some(wait) = self.gather.wait(timeout, Instant::now()) {
-            std::thread::sleep(wait);
-            timeout = timeout.map(|t| t.saturating_sub(wait));
-        }
-        if self.wait(timeout)? {
-            self.waker.reset();
+        // Frames waiting in the ring are seen without a system call: then there is no wait.
+        let pending = self.xsk.as_ref().is_some_and(xsk::Xsk::has_rx) || self.sockets.iter().any(|s| s.ready);
+        if !pending {
+            let mut timeout = timeout;
+            if let Some(wait) = self.gather.wait(timeout, Instant::now()) {
+                std::thread::sleep(wait);
+                timeout = timeout.map(|t| t.saturating_sub(wait));
+            }
+            self.wait(timeout)?;
         }
         let woke = Instant::now();
         let (mut ring, mut socket) = (0, 0);
@@ -232,17 +245,22 @@ impl Backend for Xdp {
             });
             more = read == READ_BUDGET;
         }
-        for s in &mut self.sockets {
+        for s in self.sockets.iter_mut().filter(|s| s.ready) {
             let local = s.local;
             let mut each = |src, data: &[u8]| {
                 socket += 1;
                 deliver(Datagram { local, src, data })
             };
             match self.batch.recv(s.socket.as_raw_fd(), &mut each) {
-                Ok(n) => more |= n == super::mmsg::BATCH,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => more = true,
-                Err(e) => tracing::debug!(error = %e, "recvmmsg"),
+                // Fewer than a batch: read empty.
+                Ok(n) => s.ready = n == super::mmsg::BATCH,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "recvmmsg");
+                    s.ready = false;
+                }
             }
+            more |= s.ready;
         }
         self.counts.ring_in += ring as u64;
         self.counts.socket_in += socket as u64;

@@ -301,6 +301,11 @@ impl Xsk {
         unsafe { std::slice::from_raw_parts(self.umem.add(start), end.saturating_sub(start)) }
     }
 
+    /// Whether received frames wait in the RX ring (read from shared memory: no system call).
+    pub fn has_rx(&self) -> bool {
+        self.rx.ready() > 0
+    }
+
     /// Reads up to `budget` received frames, handing each to `each`, and lends their frames
     /// back to the kernel. Returns how many were read.
     pub fn receive(&mut self, budget: usize, each: &mut dyn FnMut(&[u8])) -> usize {
