@@ -178,7 +178,9 @@ impl Server {
         let mut server = Server { addrs, metrics_addr, control, peers, shards: threads, delivery, io: "none", streams };
         for ready in opened {
             match ready.recv() {
-                Ok(Ok(name)) => server.io = name,
+                // Shard 0's backend names the server's (an XDP shard past the queues says less).
+                Ok(Ok(name)) if server.io == "none" => server.io = name,
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     server.stop();
                     return Err(e);

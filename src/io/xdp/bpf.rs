@@ -6,7 +6,6 @@
 //! datagram to the listen address and port (ARP, ICMP, TCP, other ports, IPv4 with
 //! options, IP fragments); what is, it redirects to the socket of the receive queue it
 //! arrived on, or passes to the kernel when that queue has none.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

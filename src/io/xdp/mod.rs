@@ -6,7 +6,6 @@
 //! what cannot go out as one frame (larger than the MTU, or to a next hop whose Ethernet
 //! address the kernel has not resolved yet): the engine above sees the same datagrams
 //! either way.
-#![allow(unsafe_code)]
 
 mod bpf;
 mod frame;
@@ -194,6 +193,7 @@ impl Xdp {
         for s in &self.sockets {
             watch(s.socket.as_raw_fd());
         }
+        watch(self.neighbours.changes_fd());
         if let Some(x) = &self.xsk {
             watch(x.fd());
         }
@@ -214,6 +214,9 @@ impl Xdp {
         }
         for (s, fd) in self.sockets.iter_mut().zip(&self.fds[1..]) {
             s.ready |= fd.revents != 0;
+        }
+        if self.fds[1 + self.sockets.len()].revents != 0 {
+            self.neighbours.changed();
         }
         Ok(())
     }

@@ -1,11 +1,11 @@
 //! The next hop's Ethernet address: the kernel's route to the destination (rtnetlink
 //! `RTM_GETROUTE`: its gateway, or the destination itself when it is on the link), then
-//! that hop's entry in the neighbour table (`RTM_GETNEIGH`). Routes and the table are read
-//! again every `REFRESH`, and the table when an address is missing (at most every
-//! `MISS_AGAIN`), so a changed entry is picked up. Until an address is known, or when the
+//! that hop's entry in the neighbour table (`RTM_GETNEIGH`). Both are read again when the
+//! kernel announces a change to either (a netlink socket joined to its neighbour and route
+//! groups, which the shard's wait watches), every `REFRESH` in any case, and the table
+//! when an address is missing (at most every `MISS_AGAIN`). Until an address is known, or when the
 //! route leaves by another interface, datagrams go through the kernel's socket, whose
 //! sending makes the kernel resolve the hop (ARP or neighbour discovery).
-#![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io;
@@ -30,11 +30,40 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 /// NUD_REACHABLE, STALE, DELAY, PROBE, NOARP, PERMANENT: an address that can be used.
 const NUD_VALID: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
+const RTMGRP_NEIGH: u32 = 0x4;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+/// A NETLINK_ROUTE socket, joined to `groups` (0: none, for requests).
+fn netlink(groups: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if groups != 0 {
+        // SAFETY: sockaddr_nl is plain data; all-zero is valid before the fields are set.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_groups = groups;
+        let len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
+        // SAFETY: binds our socket to a sockaddr_nl of the size given.
+        if unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_nl).cast(), len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
 /// Destinations whose route is kept; past it, the stale ones are forgotten.
 const MAX_ROUTES: usize = 4096;
 
 pub struct Neighbours {
     sock: OwnedFd,
+    /// The kernel's announcements of neighbour and route changes.
+    changes: OwnedFd,
     ifindex: u32,
     table: HashMap<IpAddr, [u8; 6]>,
     read_at: Option<Instant>,
@@ -46,14 +75,26 @@ pub struct Neighbours {
 
 impl Neighbours {
     pub fn new(ifindex: u32) -> io::Result<Neighbours> {
-        // SAFETY: plain socket(2); the fd is owned below.
-        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new fd that nothing else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Neighbours { sock, ifindex, table: HashMap::new(), read_at: None, routes: HashMap::new(), seq: 0 })
+        let sock = netlink(0)?;
+        let changes = netlink(RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE)?;
+        Ok(Neighbours { sock, changes, ifindex, table: HashMap::new(), read_at: None, routes: HashMap::new(), seq: 0 })
+    }
+
+    /// Readable when the kernel announced a change: then call [`Neighbours::changed`].
+    pub fn changes_fd(&self) -> i32 {
+        self.changes.as_raw_fd()
+    }
+
+    /// Reads the announcements waiting and forgets what they may have changed: the next
+    /// lookups ask the kernel again.
+    pub fn changed(&mut self) {
+        let mut buf = [0u8; 8192];
+        // SAFETY: receives into our buffer, within its length, without blocking.
+        while unsafe { libc::recv(self.changes.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+            > 0
+        {}
+        self.read_at = None;
+        self.routes.clear();
     }
 
     /// The Ethernet address to send a frame for `dst` to, if it leaves by our interface and

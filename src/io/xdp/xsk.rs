@@ -2,7 +2,6 @@
 //! kernel and the shard pass frame addresses through (fill and RX for receiving, TX and
 //! completion for sending). Single-producer, single-consumer rings in shared memory; the
 //! shard's thread is the only user of its socket.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
