@@ -2,6 +2,7 @@
 //! executes transfers and reports to the application's hooks. Sans-IO: every entry point
 //! takes `now`, and every effect is pushed to the [`Ctx`] outputs.
 
+mod control;
 mod invite;
 mod payload;
 pub mod refer;
@@ -16,7 +17,7 @@ mod tests;
 
 use crate::app::{Hook, Step};
 use crate::dialog::Dialog;
-use crate::event::{Detail, Event, Identity, Kind};
+use crate::event::{Event, Identity};
 use crate::hook::{Expect, HookJob, Payload, ReplyTo};
 use crate::output::{Output, Transmit};
 use crate::settings::Settings;
@@ -26,7 +27,6 @@ use crate::sip::uri::{starts_with_ci, Uri};
 use crate::sip::write::{reason, Unwritable, Writer};
 use crate::sip::{sdp, Method};
 use crate::stats::Stats;
-use crate::summary::{CallSummary, CallUpdate, UpdateError};
 use crate::tokens::Ids;
 use crate::transport::Flow;
 use crate::txn::{Again, Answered, ClientTxns, Response, TxnId};
@@ -676,84 +676,6 @@ impl Call {
     /// The caller acknowledged our 200: its address is confirmed.
     pub fn is_confirmed(&self) -> bool {
         self.phase() == Phase::Confirmed
-    }
-
-    /// Shutdown: a transfer in progress reports its end, then the call is ended.
-    pub fn shut_down(&mut self, ctx: &mut Ctx<'_>) {
-        self.abandon_program();
-        self.caller_gone(ctx);
-        match self.phase() {
-            Phase::Early => {
-                let retry = [("Retry-After".to_string(), "5".to_string())];
-                self.answer_with(ctx, 503, &retry);
-                self.end(ctx, Status::Failed, Some("baton"));
-            }
-            Phase::Answering | Phase::Confirmed => self.hang_up(ctx, &[]),
-            Phase::Ended => {}
-        }
-    }
-
-    /// Applies what the operator asks (docs/operating.md, "The HTTP endpoint").
-    pub fn update(&mut self, ctx: &mut Ctx<'_>, update: CallUpdate) -> Result<(), UpdateError> {
-        if self.phase() == Phase::Ended {
-            return Err(UpdateError::NotFound);
-        }
-        if let CallUpdate::Hangup = update {
-            self.abandon_program();
-            self.caller_gone(ctx);
-            self.running = Running::Stopped;
-            self.hang_up(ctx, &[]);
-            return Ok(());
-        }
-        // A transfer or request awaits its answer, or the caller has already left.
-        if matches!(self.running, Running::Refer { .. } | Running::Request { .. }) || self.left.is_some() {
-            return Err(UpdateError::Busy);
-        }
-        // The verb that waits (a pause, a hook's answer, the ACK) is cut short.
-        if self.current.is_some() {
-            self.verb_status(ctx, "finished");
-            self.current = None;
-        }
-        match update {
-            CallUpdate::Application(app) => {
-                self.install(ctx, app);
-                self.running = Running::Idle;
-                self.advance(ctx);
-            }
-            CallUpdate::Fetch(hook) => {
-                let body = Payload::Event(Event(Kind::Call(payload::call_fields(self), Detail::Nothing)));
-                self.wait_for(ctx, &hook, body, Expect::Application, AfterHook::Replace);
-            }
-            CallUpdate::Hangup => {}
-        }
-        Ok(())
-    }
-
-    /// The call as an operator sees it.
-    pub fn summary(&self, cfg: &Settings) -> CallSummary {
-        let (state, transfer) = match (&self.running, self.phase()) {
-            (Running::Refer { transfer, .. }, phase) => {
-                (phase, Some((transfer.refer_status(), transfer.last_status())))
-            }
-            (_, phase) => (phase, None),
-        };
-        CallSummary {
-            call_sid: self.sid.clone(),
-            call_id: self.dialog.call_id().to_string(),
-            from: self.identity.from_user.clone(),
-            to: self.identity.to_user.clone(),
-            state: match state {
-                Phase::Early => "early",
-                Phase::Answering => "answering",
-                Phase::Confirmed => "confirmed",
-                Phase::Ended => "ended",
-            },
-            call_status: self.status.as_str(),
-            sip_status: self.sip_status,
-            verb: self.current.as_deref().map(|step| step.verb.name()),
-            transfer,
-            profile: self.trunk(cfg).map(|p| p.name.clone()),
-        }
     }
 
     /// Whether any hook of this call was queued (and so the hook side keeps a queue for it).
