@@ -116,33 +116,32 @@ impl Metrics {
             h.batches.load(Ordering::Relaxed),
         );
         if let Some(c) = &self.streams {
-            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
-            metric("stream_connections_open", "gauge", "TCP and TLS connections open.", load(&c.open));
-            metric(
-                "stream_connections_accepted_total",
-                "counter",
-                "TCP and TLS connections accepted.",
-                load(&c.accepted),
-            );
-            metric(
-                "stream_connections_refused_total",
-                "counter",
-                "Connections closed at once: over --tcp-per-source or --tcp-max-connections.",
-                load(&c.refused),
-            );
-            metric("stream_messages_total", "counter", "Messages read from connections.", load(&c.received));
-            metric(
-                "stream_messages_dropped_total",
-                "counter",
-                "Messages lost on streams: a full queue, or no connection to be had.",
-                load(&c.dropped),
-            );
-            metric(
-                "stream_unframed_total",
-                "counter",
-                "Connections closed for a message without a sound Content-Length, or too large.",
-                load(&c.unframed),
-            );
+            let stream_metrics = [
+                ("stream_connections_open", "gauge", "TCP and TLS connections open.", &c.open),
+                ("stream_connections_accepted_total", "counter", "TCP and TLS connections accepted.", &c.accepted),
+                (
+                    "stream_connections_refused_total",
+                    "counter",
+                    "Connections closed at once: over --tcp-per-source or --tcp-max-connections.",
+                    &c.refused,
+                ),
+                ("stream_messages_total", "counter", "Messages read from connections.", &c.received),
+                (
+                    "stream_messages_dropped_total",
+                    "counter",
+                    "Messages lost on streams: a full queue, or no connection to be had.",
+                    &c.dropped,
+                ),
+                (
+                    "stream_unframed_total",
+                    "counter",
+                    "Connections closed for a message without a sound Content-Length, or too large.",
+                    &c.unframed,
+                ),
+            ];
+            for (name, kind, help, value) in stream_metrics {
+                metric(name, kind, help, value.load(Ordering::Relaxed));
+            }
         }
         h.ack.render(&mut out, "hook_ack_seconds", "Time from an event in a call to its hook's 2xx.");
         let mut by_shard = |name: &str, help: &str, value: &dyn Fn(&Gauges) -> u64| {

@@ -95,7 +95,7 @@ impl Asm {
     }
 
     /// `if (u32) load(off) != value goto pass`.
-    fn expect(&mut self, load: u8, off: i16, value: i32) {
+    fn require(&mut self, load: u8, off: i16, value: i32) {
         self.op(load, 5, 2, off, 0);
         self.jump(JNE32_K, 5, 0, value, Label::Pass);
     }
@@ -135,15 +135,15 @@ fn program(listen: SocketAddr, map: i32) -> Vec<Insn> {
     a.label(Label::V4);
     if let IpAddr::V4(ip) = listen.ip() {
         a.need(ETH + 20 + 8);
-        a.expect(LDX_B, 14, 0x45); // version 4, no options
-        a.expect(LDX_B, 23, 17); // UDP
+        a.require(LDX_B, 14, 0x45); // version 4, no options
+        a.require(LDX_B, 23, 17); // UDP
         a.op(LDX_H, 5, 2, 20, 0); // flags and fragment offset
         a.op(AND_K, 5, 0, 0, wire_u16(0x3fff)); // MF and the offset: any fragment
         a.jump(JNE32_K, 5, 0, 0, Label::Pass);
         if !ip.is_unspecified() {
-            a.expect(LDX_W, 30, wire_u32(ip.octets()));
+            a.require(LDX_W, 30, wire_u32(ip.octets()));
         }
-        a.expect(LDX_H, 36, wire_u16(listen.port()));
+        a.require(LDX_H, 36, wire_u16(listen.port()));
         a.jump(JA, 0, 0, 0, Label::Redirect);
     } else {
         a.jump(JA, 0, 0, 0, Label::Pass);
@@ -151,14 +151,14 @@ fn program(listen: SocketAddr, map: i32) -> Vec<Insn> {
     a.label(Label::V6);
     if let IpAddr::V6(ip) = listen.ip() {
         a.need(ETH + 40 + 8);
-        a.expect(LDX_B, 20, 17); // next header UDP (no extension headers)
+        a.require(LDX_B, 20, 17); // next header UDP (no extension headers)
         if !ip.is_unspecified() {
             for (i, word) in ip.octets().chunks_exact(4).enumerate() {
                 let word = [word[0], word[1], word[2], word[3]];
-                a.expect(LDX_W, 38 + 4 * i as i16, wire_u32(word));
+                a.require(LDX_W, 38 + 4 * i as i16, wire_u32(word));
             }
         }
-        a.expect(LDX_H, 56, wire_u16(listen.port()));
+        a.require(LDX_H, 56, wire_u16(listen.port()));
     } else {
         a.jump(JA, 0, 0, 0, Label::Pass);
     }

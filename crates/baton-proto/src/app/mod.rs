@@ -3,14 +3,16 @@
 
 mod document;
 mod media;
+mod props;
 pub mod swml;
 mod validate;
 
 pub use document::{check_verb_count, parse_document, parse_document_within, DocRules};
 pub(crate) use media::skipped;
 pub use media::Media;
+pub use props::header_problem;
+pub use validate::parse_verbs;
 pub use validate::DocError;
-pub use validate::{header_problem, parse_verbs};
 
 use std::sync::Arc;
 

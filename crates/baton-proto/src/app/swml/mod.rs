@@ -5,7 +5,8 @@ pub mod expr;
 pub mod run;
 
 use super::media::{self, Media};
-use super::validate::{check_uri_headers, doc_error, kind, DocError, Props};
+use super::props::{check_uri_headers, kind, Props};
+use super::validate::{doc_error, DocError};
 use super::Headers;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
