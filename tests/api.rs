@@ -55,12 +55,23 @@ fn calls_in_progress_are_listed_paged_and_found_by_call_sid() {
     for i in 0..5 {
         rig.carrier.call(&format!("listed-{i}"));
     }
-    let all: Value = serde_json::from_str(&request(http, "GET", "/v1/calls?limit=1000", "", "").1).unwrap();
+    // The last ACK may still be on its way to its shard when the carrier returns: ask again
+    // until every call is confirmed (or the wait is over, and the assertion says why).
+    let deadline = Instant::now() + WAIT;
+    let all: Value = loop {
+        let all: Value = serde_json::from_str(&request(http, "GET", "/v1/calls?limit=1000", "", "").1).unwrap();
+        let confirmed = all["calls"].as_array().is_some_and(|c| c.iter().all(|c| c["state"] == "confirmed"));
+        if confirmed || Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     let calls = all["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 5, "{all}");
-    assert!(calls
-        .iter()
-        .all(|c| c["state"] == "confirmed" && c["verb"] == "pause" && c["call_status"] == "in-progress"));
+    assert!(
+        calls.iter().all(|c| c["state"] == "confirmed" && c["verb"] == "pause" && c["call_status"] == "in-progress"),
+        "{all}"
+    );
     let ids: Vec<&str> = calls.iter().map(|c| c["call_id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"listed-3"), "{ids:?}");
     // Pages of two: 2, 2, 1, each after the last call_sid of the one before.
